@@ -6,6 +6,7 @@ the profiles and the training loop.
 
 from minidense.blocks import DenseBlock, conv_block, transition_block
 from minidense.data import CLASS_NAMES, load_fashion_mnist
+from minidense.hardware import device_report
 from minidense.history import History
 from minidense.models import densenet
 from minidense.profiles import Profile, profile
@@ -16,5 +17,5 @@ __version__ = "0.1.0"
 __all__ = [
     "conv_block", "DenseBlock", "transition_block", "densenet",
     "load_fashion_mnist", "CLASS_NAMES", "profile", "Profile",
-    "train", "evaluate_accuracy", "History",
+    "train", "evaluate_accuracy", "History", "device_report",
 ]

@@ -11,7 +11,7 @@ import time
 import torch
 from torch import nn
 
-__all__ = ["bf16_pays", "channels_last_pays", "device_name", "default_device"]
+__all__ = ["bf16_pays", "channels_last_pays", "device_name", "default_device", "device_report"]
 
 
 def default_device():
@@ -97,3 +97,13 @@ def device_name(device):
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def device_report(device=None):
+    """One line naming the device a chapter trains on; without CUDA, how to get a GPU in Colab."""
+    device = torch.device(device) if device is not None else default_device()
+    report = f"device: {device} ({device_name(device)})"
+    if device.type != "cuda":
+        report += ("\nNo GPU found, so training runs on the CPU. In Colab: Runtime > Change runtime type > "
+                   "T4 GPU, then Runtime > Run all.")
+    return report
