@@ -1,10 +1,20 @@
-"""Shared fixtures: the real data (``MINIDENSE_DATA``) and a tiny network for fast training tests."""
+"""Shared fixtures: the real data (``MINIDENSE_DATA``) and a tiny network for fast training tests;
+the book built once per session, served on 127.0.0.1, and one headless browser to read it."""
 
+import functools
+import http.server
 import os
+import re
+import shlex
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import minidense
 
@@ -31,3 +41,120 @@ def tiny_data(data_root):
     """512 training and 256 test images at 32x32, batch 64."""
     return minidense.load_fashion_mnist(64, resize=32, root=data_root, device="cpu", num_train=512,
                                         num_test=256, seed=0)
+
+
+# --- The built book, shared by every test that reads it: built once per test session. ---
+
+BUILD_DIR = ROOT / "_build"
+
+
+def readme_build_command():
+    """README's command that builds the book (the part after ``&&`` of its set-up line)."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line.split("&&")[-1].strip() for line in readme.splitlines() if "jupyter-book build" in line]
+    assert len(commands) == 1, f"README should give one book-build command, found {commands}"
+    return commands[0]
+
+
+def toc_pages():
+    """The pages of ``_toc.yml`` in reading order, as paths without suffix (``book/intro``, ...)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", []):
+        for chapter in part["chapters"]:
+            pages.append(chapter["file"])
+            pages.extend(section["file"] for section in chapter.get("sections", []))
+    return pages
+
+
+def page_source(page):
+    """The source file of a toc page (``.ipynb`` or ``.md``)."""
+    for suffix in (".ipynb", ".md"):
+        if (ROOT / f"{page}{suffix}").exists():
+            return ROOT / f"{page}{suffix}"
+    raise FileNotFoundError(f"{page} in _toc.yml has no .ipynb or .md file")
+
+
+@dataclass
+class BookBuild:
+    command: str
+    returncode: int
+    log: str
+    html: Path
+
+
+@pytest.fixture(scope="session")
+def book_build():
+    """Builds the book with README's command, once per session, into a fresh ``_build/html``.
+
+    Executed notebooks stay cached in ``_build/.jupyter_cache``; pages and doctrees are rebuilt,
+    so no page of an earlier build (a chapter since removed) survives to be tested.
+    """
+    command = readme_build_command()
+    for stale in (BUILD_DIR / "html", BUILD_DIR / ".doctrees"):
+        shutil.rmtree(stale, ignore_errors=True)
+    result = subprocess.run(shlex.split(command), cwd=ROOT, capture_output=True, text=True)
+    return BookBuild(command, result.returncode, result.stdout + result.stderr, BUILD_DIR / "html")
+
+
+@pytest.fixture(scope="session")
+def book_html(book_build):
+    """``_build/html`` of a build that succeeded; fails (with the build's log) otherwise."""
+    if book_build.returncode != 0:
+        pytest.fail(f"`{book_build.command}` failed:\n{book_build.log[-3000:]}", pytrace=False)
+    return book_build.html
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def book_url(book_html):
+    """The built book served over HTTP on 127.0.0.1 (a free port), as a base URL ending in ``/``."""
+    handler = functools.partial(_QuietHandler, directory=str(book_html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # Offline: every host but 127.0.0.1 fails to resolve, so a page that needs the
+                  # internet (a CDN's MathJax or fonts) shows a failed request.
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """One headless Chromium (Debian's, with its chromedriver) for the session; skips without them."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if not chromium or not chromedriver:
+        pytest.skip("no chromium/chromedriver on PATH (.ci/run installs them: apt-get install chromium "
+                    "chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium  # never let Selenium Manager download a browser
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument("--window-size=1280,900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def repository_pages_url(repository_url):
+    """``https://github.com/OWNER/REPO`` -> ``https://OWNER.github.io/REPO/`` (GitHub Pages)."""
+    owner, repo = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)/?", repository_url).groups()
+    return f"https://{owner}.github.io/{repo}/"
