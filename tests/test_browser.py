@@ -92,6 +92,7 @@ def executed_outputs(page):
 
 def solution_problems(browser):
     """Solutions must start collapsed and open on a click (checked on the first one)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -109,7 +110,7 @@ def solution_problems(browser):
         solutions[0].find_element(By.CSS_SELECTOR, "button.toggle-button").click()
         try:
             WebDriverWait(browser, 5).until(lambda _: any(e.is_displayed() for e in bodies[0]))
-        except Exception:
+        except TimeoutException:
             problems.append(f"solution {solutions[0].get_attribute('id')} did not open on a click")
     return problems
 
