@@ -160,8 +160,11 @@ class _DenseLayer(nn.Module):
     def _norm1(self, X):
         if self._recomputing and self.norm1.training:
             # The backward pass recomputes this BN: normalise with the batch statistics as the
-            # forward pass did, but leave the running averages alone (they were updated once).
-            return F.batch_norm(X, None, None, self.norm1.weight, self.norm1.bias, True, 0.0, self.norm1.eps)
+            # forward pass did, but update copies of the running averages (the real ones were
+            # updated once, in the forward pass), so the recomputation saves the same tensors.
+            norm = self.norm1
+            return F.batch_norm(X, norm.running_mean.clone(), norm.running_var.clone(), norm.weight, norm.bias,
+                                True, norm.momentum if norm.momentum is not None else 0.0, norm.eps)
         return self.norm1(X)
 
     def _concat_norm_relu_conv(self, *features):
@@ -324,10 +327,17 @@ class DenseNet(nn.Module):
             if isinstance(m, _DenseLayer):
                 m.memory_efficient = bool(value)
 
-    def forward(self, X):
+    def forward_features(self, X):
+        """The feature map before pooling, for use as a backbone.
+
+        Shapes: ``(N, in_channels, H, W) -> (N, num_features, H', W')``; with the ImageNet stem and
+        four blocks ``H' = H / 32`` (up to rounding).
+        """
         check_image(X, self.in_channels, self.min_size, type(self).__name__)
-        out = F.relu(self.features(X))
-        out = torch.flatten(F.adaptive_avg_pool2d(out, (1, 1)), 1)
+        return F.relu(self.features(X))
+
+    def forward(self, X):
+        out = torch.flatten(F.adaptive_avg_pool2d(self.forward_features(X), (1, 1)), 1)
         return self.classifier(out)
 
 
