@@ -23,7 +23,7 @@ DEPTHS = (40, 70, 100, 130, 160, 190)
 SMOKE_DEPTHS = (16, 28, 40)
 
 
-def measure(depths, growth_rate=12, batch_size=4, size=32):
+def measure(depths, growth_rate=12, batch_size=2, size=32):
     """One row per (depth, mode): saved bytes for one forward pass on a ``(batch_size, 3, size, size)`` batch."""
     torch.manual_seed(0)
     X = torch.randn(batch_size, 3, size, size)
@@ -48,7 +48,7 @@ def fit(rows, memory_efficient):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="three small depths (CI)")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
 
