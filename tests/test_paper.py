@@ -277,3 +277,15 @@ def test_feature_reuse_of_the_paper_family_has_one_matrix_per_block():
     matrices = minidense.feature_reuse(minidense.cifar_densenet(16, 4, bottleneck=True, compression=0.5))
     assert [tuple(m.shape) for m in matrices] == [(3, 3)] * 3
     assert torch.isnan(matrices[0][1, 0]) and not torch.isnan(matrices[0][0, 2])
+
+
+def test_output_shapes_on_the_meta_device_follow_table_1():
+    from minidense.shapes import output_shapes
+
+    with torch.device("meta"):
+        net = minidense.densenet121()
+        shapes = output_shapes(net.features, torch.zeros(1, 3, 224, 224))
+    assert shapes["conv0"] == (1, 64, 112, 112) and shapes["pool0"] == (1, 64, 56, 56)
+    # 64 + 6 * 32 = 256 -> 128; 128 + 12 * 32 = 512 -> 256; 256 + 24 * 32 = 1024 -> 512; 512 + 16 * 32 = 1024
+    assert [shapes[f"denseblock{i}"][1] for i in range(1, 5)] == [256, 512, 1024, 1024]
+    assert shapes["norm5"] == (1, 1024, 7, 7)
