@@ -289,3 +289,8 @@ def test_output_shapes_on_the_meta_device_follow_table_1():
     # 64 + 6 * 32 = 256 -> 128; 128 + 12 * 32 = 512 -> 256; 256 + 24 * 32 = 1024 -> 512; 512 + 16 * 32 = 1024
     assert [shapes[f"denseblock{i}"][1] for i in range(1, 5)] == [256, 512, 1024, 1024]
     assert shapes["norm5"] == (1, 1024, 7, 7)
+
+
+def test_feature_reuse_of_a_network_without_dense_blocks_is_a_clear_error():
+    with pytest.raises(ValueError, match="feature_reuse needs a DenseNet"):
+        minidense.feature_reuse(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten()))

@@ -1,7 +1,6 @@
 """Networks: the book's DenseNet (d2l's simplification) and the paper family."""
 
 import contextlib
-import math
 import numbers
 import re
 from collections import OrderedDict
@@ -228,11 +227,18 @@ class _Transition(nn.Sequential):
         ))
 
 
-def _check_fraction(name, value, low_open, high_closed, interval):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not (
-            low_open < value <= high_closed if interval == "(]" else low_open <= value < high_closed):
-        low, high = ("(", "]") if interval == "(]" else ("[", ")")
-        raise ValueError(f"{name} must be in {low}{low_open}, {high_closed}{high}, got {value!r}")
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_compression(compression):
+    if not (_is_number(compression) and 0 < compression <= 1):
+        raise ValueError(f"compression must be in (0, 1], got {compression!r}")
+
+
+def _check_drop_rate(drop_rate):
+    if not (_is_number(drop_rate) and 0 <= drop_rate < 1):
+        raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
 
 
 class DenseNet(nn.Module):
@@ -271,8 +277,8 @@ class DenseNet(nn.Module):
             raise ValueError(f"block_config must be a non-empty tuple of layer counts, got {block_config!r}")
         for num_layers in block_config:
             check_positive_int("num_layers (each entry of block_config)", num_layers)
-        _check_fraction("compression", compression, 0, 1, "(]")
-        _check_fraction("drop_rate", drop_rate, 0, 1, "[)")
+        _check_compression(compression)
+        _check_drop_rate(drop_rate)
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
 
@@ -399,7 +405,7 @@ def cifar_densenet(depth, growth_rate, bottleneck=False, compression=1.0, num_cl
                          f"the nearest that fit are {' and '.join(map(str, fits))}")
     num_layers = (depth - 4) // (3 * convs_per_layer)
     check_positive_int("growth_rate", growth_rate)
-    _check_fraction("compression", compression, 0, 1, "(]")
+    _check_compression(compression)
     num_init_features = 2 * growth_rate if bottleneck and compression < 1 else 16
     return DenseNet(growth_rate=growth_rate, block_config=(num_layers,) * 3, num_init_features=num_init_features,
                     bottleneck=bottleneck, compression=compression, num_classes=num_classes, stem="cifar",

@@ -10,31 +10,31 @@ from minidense.blocks import DenseBlock
 __all__ = ["feature_reuse"]
 
 
-def _blocks_and_readers(net):
-    """For each dense block: its input channels, its growth rate, the convolutions that read its concatenation, in order, then the
-    layer that reads the block's output (a transition's 1x1 conv, or the classifier)."""
-    from minidense.models import DenseNet, _DenseBlock, _Transition
+def _first_weighted_layer(module):
+    """The first convolution or linear layer inside ``module`` (``None`` if there is none)."""
+    return next((m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+
+
+def _dense_blocks(net):
+    """For each dense block: its input channels, its growth rate, the convolutions that read its
+    concatenation (in order), and the layer that reads the block's output."""
+    from minidense.models import DenseNet, _DenseBlock
 
     if isinstance(net, DenseNet):
-        modules = list(net.features.children()) + [net.classifier]
-        is_block = lambda m: isinstance(m, _DenseBlock)  # noqa: E731
-        readers = lambda blk: [layer.conv1 for layer in blk.values()]  # noqa: E731
-        next_reader = lambda m: m.conv if isinstance(m, _Transition) else m  # noqa: E731
-        block_input = lambda blk: next(iter(blk.values())).conv1.in_channels  # noqa: E731
-        growth_rate = lambda blk: net.growth_rate  # noqa: E731
+        stages = [*net.features.children(), net.classifier]
+        blocks = [(i, [layer.conv1 for layer in stage.values()], net.growth_rate)
+                  for i, stage in enumerate(stages) if isinstance(stage, _DenseBlock)]
     else:
-        modules = list(net.children())
-        is_block = lambda m: isinstance(m, DenseBlock)  # noqa: E731
-        readers = lambda blk: [conv_block[-1] for conv_block in blk.net]  # noqa: E731
-        next_reader = lambda m: next(c for c in m.modules() if isinstance(c, (nn.Conv2d, nn.Linear)))  # noqa: E731
-        block_input = lambda blk: blk.in_channels  # noqa: E731
-        growth_rate = lambda blk: blk.growth_rate  # noqa: E731
+        stages = list(net.children())
+        blocks = [(i, [conv_block[-1] for conv_block in stage.net], stage.growth_rate)
+                  for i, stage in enumerate(stages) if isinstance(stage, DenseBlock)]
+    if not blocks:
+        raise ValueError(f"feature_reuse needs a DenseNet (minidense.densenet() or minidense.DenseNet), "
+                         f"got a {type(net).__name__} without dense blocks")
     result = []
-    for i, module in enumerate(modules):
-        if is_block(module):
-            after = next(m for m in modules[i + 1:]
-                         if any(isinstance(c, (nn.Conv2d, nn.Linear)) for c in m.modules()))
-            result.append((block_input(module), growth_rate(module), readers(module), next_reader(after)))
+    for i, readers, growth_rate in blocks:
+        after = next(_first_weighted_layer(m) for m in stages[i + 1:] if _first_weighted_layer(m) is not None)
+        result.append((readers[0].in_channels, growth_rate, readers, after))
     return result
 
 
@@ -58,7 +58,7 @@ def feature_reuse(net):
     """
     matrices = []
     with torch.no_grad():
-        for in_channels, growth_rate, readers, last in _blocks_and_readers(net):
+        for in_channels, growth_rate, readers, last in _dense_blocks(net):
             num_layers = len(readers)
             matrix = torch.full((num_layers + 1, num_layers + 1), math.nan)
             for t, reader in enumerate([*readers, last], start=1):
