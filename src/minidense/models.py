@@ -415,7 +415,8 @@ def cifar_densenet(depth, growth_rate, bottleneck=False, compression=1.0, num_cl
 # Old checkpoints (torchvision's published ImageNet weights among them) were saved when module
 # names could contain dots: their dense layers have `norm.1`, `relu.1`, `conv.1`, `norm.2`, ... where
 # the modules are now `norm1`, `conv1`, `norm2`, ... This pattern finds those keys.
-_LEGACY_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 def load_torchvision_state_dict(net, state_dict):
@@ -431,7 +432,8 @@ def load_torchvision_state_dict(net, state_dict):
         match = _LEGACY_KEY.match(key)
         remapped[match.group(1) + match.group(2) if match else key] = value
     for key, value in net.state_dict().items():
-        if key.endswith("num_batches_tracked") and key not in remapped and key.rsplit(".", 1)[0] + ".weight" in remapped:
+        norm = key.removesuffix(".num_batches_tracked")
+        if norm != key and key not in remapped and norm + ".weight" in remapped:
             remapped[key] = torch.zeros_like(value)
     check_state_dict_fits(net, remapped, source="torchvision state dict")
     net.load_state_dict(remapped)
