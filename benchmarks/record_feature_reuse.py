@@ -27,6 +27,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     p = minidense.profile(args.profile)
+    # provenance of the code that trains: taken now, not after minutes of training
+    run = provenance(default_device(), p.name, seed=args.seed, network="minidense.densenet()",
+                     num_epochs=p.num_epochs, lr=p.lr, batch_size=p.batch_size, num_train=p.num_train,
+                     num_test=p.num_test)
     torch.manual_seed(args.seed)
     net = minidense.densenet()
     train_iter, test_iter = minidense.load_fashion_mnist(p.batch_size, resize=p.resize, root=args.data,
@@ -35,9 +39,7 @@ def main(argv=None):
     history = minidense.train(net, train_iter, test_iter, p.num_epochs, p.lr, **p.train_options())
     matrices = minidense.feature_reuse(net)
     record = {
-        "provenance": provenance(default_device(), p.name, seed=args.seed, network="minidense.densenet()",
-                                 num_epochs=p.num_epochs, lr=p.lr, batch_size=p.batch_size,
-                                 num_train=p.num_train, num_test=p.num_test, test_acc=history.last["test_acc"]),
+        "provenance": {**run, "test_acc": history.last["test_acc"]},
         "description": "feature_reuse(net) per dense block: rows are source layers (0 = block input), "
                        "columns target layers (last = transition or classifier); null = no connection",
         "matrices": [[[None if v != v else round(v, 6) for v in row] for row in m.tolist()] for m in matrices],
