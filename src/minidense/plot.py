@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 
 __all__ = ["LivePlot"]
+__all__ += ["feature_reuse_heatmap", "memory_vs_depth"]
 
 _CURVES = (("train_loss", "train loss", "-"), ("train_acc", "train acc", "--"), ("test_acc", "test acc", "-."))
 
@@ -51,3 +52,54 @@ class LivePlot:
 
     def close(self):
         plt.close(self.fig)
+
+
+def feature_reuse_heatmap(matrices, per_target=False, title=None):
+    """The paper's Figure 5: one heatmap per dense block of :func:`minidense.feature_reuse`'s matrices.
+
+    Rows are source layers (0: the block's input), columns target layers; the last column is
+    what reads the block's output (a transition, or the classifier after the last block).
+    Accepts tensors or nested lists (``None`` for no connection, as stored in JSON). With
+    ``per_target`` each column is divided by its largest entry, so every target's sources compare
+    on one scale (a 1x1 transition conv has larger weights than a 3x3 conv). Returns the figure.
+    """
+    import numpy as np
+
+    arrays = [np.array(m.tolist() if hasattr(m, "tolist") else m, dtype=float) for m in matrices]
+    if per_target:
+        arrays = [a / np.nanmax(a, axis=0, keepdims=True) for a in arrays]
+    fig, axes = plt.subplots(1, len(arrays), figsize=(2.6 * len(arrays) + 0.6, 2.8), squeeze=False)
+    for b, (ax, matrix) in enumerate(zip(axes[0], arrays), start=1):
+        image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", origin="upper")
+        size = len(matrix)
+        last = "C" if b == len(arrays) else "T"
+        ax.set_xticks(range(size), [*map(str, range(1, size)), last], fontsize=7)
+        ax.set_yticks(range(size), [str(s) for s in range(size)], fontsize=7)
+        ax.set_xlabel("target layer", fontsize=8)
+        ax.set_title(f"dense block {b}", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("source layer", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def memory_vs_depth(rows, title=None):
+    """Saved activation memory (MiB) against depth, naive and memory-efficient, from rows of
+    ``{"depth", "memory_efficient", "saved_bytes"}`` (what ``benchmarks/memory.py`` records). Returns the figure."""
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for memory_efficient, label, style in ((False, "naive", "o-"), (True, "memory-efficient", "s--")):
+        points = sorted((r["depth"], r["saved_bytes"] / 2**20) for r in rows
+                        if r["memory_efficient"] == memory_efficient)
+        ax.plot(*zip(*points), style, label=label)
+    ax.set_xlabel("depth L")
+    ax.set_ylabel("saved activations (MiB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
