@@ -218,7 +218,11 @@ class FashionMNISTRun:
 
     def check(self, settings):
         """Raise ``ValueError`` now if ``settings`` cannot make a network (before any training)."""
-        self.build(settings, seed=0)
+        net = self.build(settings, seed=0)
+        resize = self.resolve(settings)["resize"]
+        if resize < net.min_size:
+            raise ValueError(f"resize={resize} is too small for this network: it needs images of at least "
+                             f"{net.min_size}x{net.min_size} pixels")
 
     def __call__(self, settings, seed):
         from minidense.training import train
