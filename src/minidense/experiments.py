@@ -247,6 +247,15 @@ class FashionMNISTRun:
         return result
 
 
+def _command():
+    """The command line that is running, ``python -m minidense compare ...`` for the CLI."""
+    if not sys.argv or not sys.argv[0]:
+        return None
+    program = Path(sys.argv[0])
+    name = "python -m minidense" if program.name == "__main__.py" and program.parent.name == "minidense" else program.name
+    return " ".join([name, *sys.argv[1:]])
+
+
 def _cell(value):
     """A setting as a table cell: tuples as ``"4-4-4-4"``, everything else as it is."""
     return format_value(value) if isinstance(value, (tuple, list)) else value
@@ -319,7 +328,7 @@ def compare(variants, seeds=(0, 1, 2), profile=None, out=None, run_one=None, dev
     done = set() if table is None else set(zip(table["variant"], table["seed"].astype(int)))
     rows = [] if table is None else table.to_dict("records")
     varied = list(dict.fromkeys(k for settings in variants.values() for k in settings))
-    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
+    command = _command()
     commit = _git_commit()
 
     for seed in seeds:  # seed-major: an interruption leaves complete pairs behind
