@@ -46,7 +46,6 @@ class Recording(FashionMNISTRun):
         return super().__call__(settings, seed)
 
 
-@pytest.mark.slow  # trains tiny networks on real data: seconds idle, a minute under load
 def test_paired_seeds_give_identical_weights_and_data_order(data_root, tmp_path):
     run = Recording("smoke", device="cpu", root=data_root)
     variants = grid(transition_pool=["avg", "max"])
@@ -72,7 +71,6 @@ def test_paired_seeds_give_identical_weights_and_data_order(data_root, tmp_path)
     assert curves["test_acc"].between(0, 1).all()
 
 
-@pytest.mark.slow  # trains tiny networks on real data: seconds idle, a minute under load
 def test_paired_training_is_reproducible(data_root):
     """The same (variant, seed) trained twice gives the same history on the CPU."""
     run = FashionMNISTRun("smoke", device="cpu", root=data_root)
@@ -189,7 +187,6 @@ def test_compare_rejects_bad_variants_and_seeds():
         FashionMNISTRun("smoke").check({"colour": "red"})
 
 
-@pytest.mark.slow  # trains tiny networks on real data: seconds idle, a minute under load
 def test_cli_writes_results_summary_and_curves(data_root, tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", "--vary", "transition_pool=avg,max", "--seeds", "2", "--profile", "smoke", "--device", "cpu",
