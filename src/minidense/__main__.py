@@ -1,4 +1,4 @@
-"""Command line: ``python -m minidense train ...``.
+"""Command line: ``python -m minidense train ...`` and ``python -m minidense compare ...``.
 
 Precedence of every setting: flag > profile named by ``--profile`` > ``MINIDENSE_PROFILE`` >
 the device default (``full`` with CUDA, else ``cpu``).
@@ -75,10 +75,68 @@ def _run_train(args, parser):
     return history
 
 
+def _compare_parser(subparsers):
+    parser = subparsers.add_parser(
+        "compare", help="train variants of the book's DenseNet over several seeds and compare them",
+        description="Train every combination of the --vary values with every seed (same initial weights "
+                    "and data order per seed), then print mean ± std and paired differences with 95%% "
+                    "confidence intervals. Writes results.csv (one row per finished run), summary.csv "
+                    "and curves.png; rerunning with the same --out skips finished runs.")
+    parser.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                        help="a setting and its values, e.g. transition_pool=avg,max or growth_rate=16,32 or "
+                             "convs_per_block=2-2-2-2,4-4-4-4; several --vary make a grid. Keys: "
+                             "transition_pool, growth_rate, convs_per_block, num_epochs, lr, batch_size, "
+                             "num_train, num_test, resize, schedule, momentum, nesterov, weight_decay, "
+                             "precise_bn, bf16, channels_last")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting every variant shares, e.g. resize=48 (same keys as --vary)")
+    parser.add_argument("--seeds", type=_positive(int), default=3, help="number of seeds, 0..N-1 (default 3)")
+    parser.add_argument("--profile", choices=list(PROFILES), help="budget (default: MINIDENSE_PROFILE, "
+                        "else full with CUDA and cpu without)")
+    parser.add_argument("--metric", default="test_acc", help="the metric the summary compares (default test_acc)")
+    parser.add_argument("--data", type=Path, help="data root (default: MINIDENSE_DATA, else ~/.cache/minidense)")
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--out", type=Path, help="folder (default: runs/compare-<timestamp>/)")
+    parser.set_defaults(run=_run_compare)
+    return parser
+
+
+def _run_compare(args, parser):
+    from minidense import experiments
+    from minidense.plot import compare_curves
+
+    try:
+        variants = experiments.grid(**experiments.parse_vary(args.vary))
+        shared = experiments.parse_vary(args.set) if args.set else {}
+        for key, values in shared.items():
+            if len(values) != 1:
+                raise ValueError(f"--set {key}: give one value (to compare several, use --vary)")
+            if key in experiments.parse_vary(args.vary):
+                raise ValueError(f"--set {key}: {key!r} is also varied")
+        for settings in variants.values():
+            settings.update({key: values[0] for key, values in shared.items()})
+    except ValueError as error:
+        parser.error(str(error))
+    p = profile(args.profile)
+    out = args.out or Path("runs") / f"compare-{_timestamp()}"
+    run_one = experiments.FashionMNISTRun(p, device=args.device, root=args.data)
+    print(p)
+    print(f"{len(variants)} variants x {args.seeds} seeds -> {out}")
+    table = experiments.compare(variants, seeds=range(args.seeds), profile=p, out=out, run_one=run_one)
+    summary = experiments.summarize(table, metric=args.metric)
+    summary.to_csv(out / "summary.csv", index=False)
+    compare_curves(table, metric=args.metric if args.metric in experiments.epochs_long(table) else "test_acc",
+                   title=f"profile {p.name}, {args.seeds} seeds").savefig(out / "curves.png", dpi=120)
+    print(experiments.format_summary(summary))
+    print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'curves.png'}")
+    return table
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m minidense", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
+    _compare_parser(subparsers)
     args = parser.parse_args(argv)
     try:
         args.run(args, parser)

@@ -2,8 +2,7 @@
 
 import matplotlib.pyplot as plt
 
-__all__ = ["LivePlot"]
-__all__ += ["feature_reuse_heatmap", "memory_vs_depth"]
+__all__ = ["LivePlot", "feature_reuse_heatmap", "memory_vs_depth", "compare_curves", "compare_scatter"]
 
 _CURVES = (("train_loss", "train loss", "-"), ("train_acc", "train acc", "--"), ("test_acc", "test acc", "-."))
 
@@ -102,4 +101,60 @@ def memory_vs_depth(rows, title=None):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     plt.close(fig)
+    return fig
+
+
+def compare_curves(table, metric="test_acc", ax=None, title=None):
+    """Per-epoch ``metric`` of every variant of a comparison: mean over seeds, band = ± one std.
+
+    ``table`` is what :func:`minidense.experiments.compare` returns (or results.csv read back).
+    Returns the matplotlib figure.
+    """
+    from minidense.experiments import epochs_long
+
+    long = epochs_long(table)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 3))
+    else:
+        fig = ax.figure
+    for name, group in long.groupby("variant", sort=False):
+        stats = group.groupby("epoch")[metric].agg(["mean", "std", "count"])
+        std = stats["std"].fillna(0.0)
+        line, = ax.plot(stats.index, stats["mean"], marker="o", label=f"{name} ({stats['count'].max()} seeds)")
+        ax.fill_between(stats.index, stats["mean"] - std, stats["mean"] + std, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def compare_scatter(table, x="num_params", y="test_acc", label=None, ax=None, logx=False):
+    """``y`` against ``x`` for every variant of a comparison: mean over seeds, error bars = ± one std.
+
+    ``label`` names a column whose value annotates each point (default: the variant's name).
+    Returns the matplotlib figure.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 3))
+    else:
+        fig = ax.figure
+    groups = table.groupby("variant", sort=False)
+    stats = groups[[x, y]].agg(["mean", "std"])
+    ax.errorbar(stats[(x, "mean")], stats[(y, "mean")], xerr=stats[(x, "std")].fillna(0.0),
+                yerr=stats[(y, "std")].fillna(0.0), fmt="o", capsize=3)
+    for name, row in stats.iterrows():
+        text = name if label is None else str(groups.get_group(name)[label].iloc[0])
+        ax.annotate(text, (row[(x, "mean")], row[(y, "mean")]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " "))
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
     return fig
