@@ -123,9 +123,10 @@ def test_short_budget_recipes_are_valid_train_options():
         assert "momentum" not in options and "weight_decay" not in options
 
 
+@pytest.mark.slow  # trains the book's network three times (seconds, plus first-call warm-up)
 def test_compare_recipes_starts_every_recipe_from_the_same_weights(data_root):
     recipes = {"plain": dict(lr=0.1), "plain again": dict(lr=0.1), "one-cycle": dict(lr=0.1, schedule="onecycle")}
-    runs = compare_recipes(recipes, num_epochs=1, batch_size=32, num_train=64, num_test=32, resize=32,
+    runs = compare_recipes(recipes, num_epochs=1, batch_size=16, num_train=32, num_test=20, resize=32,
                            root=data_root, device="cpu")
     assert list(runs) == list(recipes)
     assert runs["plain"].last["train_loss"] == runs["plain again"].last["train_loss"]
