@@ -2,7 +2,8 @@
 
 import matplotlib.pyplot as plt
 
-__all__ = ["LivePlot", "feature_reuse_heatmap", "memory_vs_depth", "compare_curves", "compare_scatter"]
+__all__ = ["LivePlot", "image_grid", "confusion_matrix", "histories", "feature_reuse_heatmap", "memory_vs_depth",
+           "compare_curves", "compare_scatter"]
 
 _CURVES = (("train_loss", "train loss", "-"), ("train_acc", "train acc", "--"), ("test_acc", "test acc", "-."))
 
@@ -158,3 +159,116 @@ def compare_scatter(table, x="num_params", y="test_acc", label=None, ax=None, lo
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _class_name(label, class_names):
+    label = int(label)
+    return class_names[label] if class_names is not None and 0 <= label < len(class_names) else str(label)
+
+
+def image_grid(images, labels=None, predictions=None, num_cols=8, class_names=None, scale=1.3, titles=None):
+    """Images in a grid, titled with their class (and the prediction, red where it is wrong).
+
+    Args:
+        images: ``(N, H, W)`` or ``(N, 1, H, W)``, uint8 or float in [0, 1].
+        labels: the true classes, ``N`` ints, or ``None``.
+        predictions: predicted classes, ``N`` ints, or ``None``; titles then read "true / predicted".
+        num_cols: images per row.
+        class_names: names of the classes; default ``minidense.CLASS_NAMES``.
+        scale: inches per image.
+        titles: ``N`` strings that replace the class names as titles.
+    """
+    import torch
+
+    from minidense.data import CLASS_NAMES
+
+    class_names = CLASS_NAMES if class_names is None else class_names
+    images = torch.as_tensor(images).detach().cpu()
+    if images.dim() == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.dim() != 3 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (N, H, W) or (N, 1, H, W) batch, got shape {tuple(images.shape)}")
+    for name, values in (("labels", labels), ("predictions", predictions), ("titles", titles)):
+        if values is not None and len(values) != len(images):
+            raise ValueError(f"{name} must have one entry per image: {len(values)} for {len(images)} images")
+    num_cols = min(num_cols, len(images))
+    num_rows = -(-len(images) // num_cols)
+    titled = labels is not None or predictions is not None or titles is not None
+    fig, axes = plt.subplots(num_rows, num_cols, squeeze=False,
+                             figsize=(num_cols * scale, num_rows * scale * (1.35 if titled else 1)))
+    vmax = 255 if not images.is_floating_point() else 1
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        ax.imshow(images[i].float().numpy(), cmap="gray_r", vmin=0, vmax=vmax)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+        elif labels is not None and predictions is not None:
+            wrong = int(labels[i]) != int(predictions[i])
+            ax.set_title(f"{_class_name(labels[i], class_names)}\n{_class_name(predictions[i], class_names)}",
+                         fontsize=8, color="tab:red" if wrong else "black")
+        elif titled:
+            ax.set_title(_class_name(labels[i] if labels is not None else predictions[i], class_names), fontsize=8)
+    fig.tight_layout()
+
+
+def confusion_matrix(y_true, y_pred, class_names=None, normalize=False):
+    """The confusion matrix as a heat map with the counts written in the cells.
+
+    Rows are true classes, columns predicted ones (computed by
+    :func:`minidense.training.confusion_counts`; :func:`minidense.training.predict` gives the
+    inputs). With ``normalize`` each row is divided by its total: the diagonal is then the
+    accuracy on each class.
+    """
+    from minidense.data import CLASS_NAMES
+    from minidense.training import confusion_counts
+
+    class_names = CLASS_NAMES if class_names is None else class_names
+    counts = confusion_counts(y_true, y_pred, len(class_names)).double()
+    values = counts / counts.sum(dim=1, keepdim=True).clamp(min=1) if normalize else counts
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.imshow(values.numpy(), cmap="Blues")
+    threshold = values.max().item() / 2
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            v = values[i, j].item()
+            ax.text(j, i, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=7,
+                    color="white" if v > threshold else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.tight_layout()
+
+
+def histories(runs, metrics=("train_loss", "test_acc")):
+    """Curves of several runs side by side, one panel per metric, one line per run.
+
+    Args:
+        runs: ``{label: History}`` (or the dicts of :meth:`minidense.History.to_dict`).
+        metrics: record fields to plot, one panel each (``train_loss``, ``train_acc``, ``test_acc``).
+    """
+    from minidense.history import FIELDS, History
+
+    if not runs:
+        raise ValueError("runs is empty: pass {label: History}")
+    unknown = [m for m in metrics if m not in FIELDS or m == "epoch"]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {[f for f in FIELDS if f != 'epoch']}")
+    labels = dict(train_loss="train loss", train_acc="train accuracy", test_acc="test accuracy",
+                  examples_per_sec="examples/sec", seconds="seconds")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for label, history in runs.items():
+        records = (history if isinstance(history, History) else History.from_dict(history)).records
+        epochs = [r["epoch"] for r in records]
+        for ax, metric in zip(axes[0], metrics):
+            ax.plot(epochs, [r[metric] for r in records], "o-", label=label)
+    for ax, metric in zip(axes[0], metrics):
+        ax.set_xlabel("epoch")
+        ax.set_title(labels[metric], fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+

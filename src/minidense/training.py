@@ -15,7 +15,7 @@ from minidense._checks import check_positive_int, check_state_dict_fits
 from minidense.hardware import bf16_pays, channels_last_pays, default_device
 from minidense.history import History, provenance
 
-__all__ = ["train", "evaluate_accuracy", "recompute_bn_statistics", "SCHEDULES"]
+__all__ = ["train", "evaluate_accuracy", "recompute_bn_statistics", "predict", "confusion_counts", "SCHEDULES"]
 
 SCHEDULES = (None, "step", "cosine", "onecycle")
 
@@ -51,6 +51,50 @@ def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=tor
             correct += (net(X).argmax(dim=1) == y).sum()
             total += len(y)
     return correct.item() / total
+
+
+def predict(net, data_iter, device=None, bf16=False):
+    """The true and the predicted class of every example, in eval mode under ``torch.inference_mode``.
+
+    Args:
+        net: a classifier ``(N, C, H, W) -> (N, num_classes)``.
+        data_iter: an iterable of ``(X, y)`` batches.
+        device: where to run ``net``; default where its parameters are.
+        bf16: bf16 autocast, as :func:`train` evaluated (its history's provenance says which).
+
+    Returns:
+        ``(y_true, y_pred)``: two int64 ``(num_examples,)`` tensors on the CPU, in the order of
+        ``data_iter``.
+    """
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    net.eval()
+    y_true, y_pred = [], []
+    with torch.inference_mode(), _autocast(device, bf16):
+        for X, y in data_iter:
+            y_pred.append(net(X.to(device)).argmax(dim=1).cpu())
+            y_true.append(y.cpu())
+    if not y_true:
+        raise ValueError("data_iter yielded no batches: there is nothing to predict")
+    return torch.cat(y_true), torch.cat(y_pred)
+
+
+def confusion_counts(y_true, y_pred, num_classes=10):
+    """The confusion matrix: entry ``[i, j]`` counts the examples of class ``i`` predicted as ``j``.
+
+    Shapes: ``(N,), (N,) -> (num_classes, num_classes)`` int64. The rows sum to the number of
+    examples of each class, the diagonal holds the correct predictions, and the whole matrix
+    sums to ``N``.
+    """
+    y_true, y_pred = torch.as_tensor(y_true).flatten(), torch.as_tensor(y_pred).flatten()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred must hold one class per example: got {len(y_true)} "
+                         f"and {len(y_pred)} classes")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name} must hold classes 0..{num_classes - 1}, got values from "
+                             f"{y.min().item()} to {y.max().item()}")
+    flat = y_true.long() * num_classes + y_pred.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def recompute_bn_statistics(net, batches, num_batches, device=None, bf16=False,

@@ -1,0 +1,136 @@
+"""The training chapter's tools: predictions, the confusion matrix, image grids, runs side by side."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from conftest import tiny_densenet  # noqa: E402
+
+import minidense  # noqa: E402
+from minidense import plot  # noqa: E402
+from minidense.history import History, load_histories, save_histories  # noqa: E402
+from minidense.recipes import SHORT_BUDGET_RECIPES, compare_recipes  # noqa: E402
+from minidense.training import confusion_counts, predict  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_confusion_counts_of_a_hand_made_example():
+    y_true = torch.tensor([0, 0, 1, 2, 2, 2])
+    y_pred = torch.tensor([0, 1, 1, 2, 0, 2])
+    expected = torch.tensor([[1, 1, 0],
+                             [0, 1, 0],
+                             [1, 0, 2]])
+    assert torch.equal(confusion_counts(y_true, y_pred, num_classes=3), expected)
+
+
+def test_confusion_counts_rejects_bad_input():
+    with pytest.raises(ValueError, match="one class per example: got 3 and 2"):
+        confusion_counts(torch.tensor([0, 1, 2]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="y_pred must hold classes 0..9"):
+        confusion_counts(torch.tensor([0, 1]), torch.tensor([0, 10]))
+
+
+def test_confusion_matrix_of_a_network_counts_every_test_image(tiny_data):
+    train_iter, test_iter = tiny_data
+    net = tiny_densenet()
+    y_true, y_pred = predict(net, test_iter)
+    counts = confusion_counts(y_true, y_pred)
+    # 256 test images, class-balanced: 26 of classes 0-5, 25 of classes 6-9
+    assert counts.sum() == test_iter.num_examples == 256
+    assert counts.sum(dim=1).tolist() == [26] * 6 + [25] * 4
+    # the diagonal is the number of correct predictions, counted another way
+    assert counts.trace().item() == round(minidense.evaluate_accuracy(net, test_iter) * 256)
+    assert torch.equal(y_true, test_iter.labels)
+
+
+def test_predict_agrees_with_the_network_batch_by_batch(tiny_data):
+    _, test_iter = tiny_data
+    net = tiny_densenet().eval()
+    _, y_pred = predict(net, test_iter)
+    X, _ = next(iter(test_iter))
+    with torch.no_grad():
+        assert torch.equal(y_pred[:len(X)], net(X).argmax(dim=1))
+    with pytest.raises(ValueError, match="no batches"):
+        predict(net, [])
+
+
+def test_confusion_matrix_plot_writes_every_count():
+    y_true = torch.tensor([0, 0, 1, 2, 2, 2])
+    y_pred = torch.tensor([0, 1, 1, 2, 0, 2])
+    plot.confusion_matrix(y_true, y_pred, class_names=("a", "b", "c"))
+    ax = plt.gcf().axes[0]
+    assert [t.get_text() for t in ax.texts] == ["1", "1", "0", "0", "1", "0", "1", "0", "2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+
+
+def test_image_grid_titles_show_true_and_predicted_class_and_mark_mistakes():
+    images = torch.rand(5, 1, 28, 28)
+    plot.image_grid(images, labels=[0, 1, 2, 3, 9], predictions=[0, 1, 2, 3, 7], num_cols=3)
+    axes = plt.gcf().axes
+    assert len(axes) == 6  # 2 rows of 3, the last one empty
+    titles = [ax.get_title() for ax in axes[:5]]
+    assert titles[0] == "t-shirt\nt-shirt"
+    assert titles[4] == "ankle boot\nsneaker"
+    assert axes[4].title.get_color() == "tab:red" and axes[0].title.get_color() == "black"
+    with pytest.raises(ValueError, match="one entry per image: 2 for 5 images"):
+        plot.image_grid(images, labels=[0, 1])
+
+
+def _history(test_accs):
+    history = History(provenance={"device": "cpu"})
+    for epoch, acc in enumerate(test_accs, 1):
+        history.append(epoch=epoch, train_loss=1 / epoch, train_acc=acc, test_acc=acc,
+                       examples_per_sec=100.0, seconds=1.0)
+    return history
+
+
+def test_histories_draws_one_line_per_run_in_each_panel():
+    runs = {"a": _history([0.5, 0.7]), "b": _history([0.6, 0.8, 0.9])}
+    plot.histories(runs)
+    axes = plt.gcf().axes
+    assert len(axes) == 2
+    assert [len(ax.lines) for ax in axes] == [2, 2]
+    assert list(axes[1].lines[1].get_ydata()) == [0.6, 0.8, 0.9]
+    with pytest.raises(ValueError, match="unknown metric"):
+        plot.histories(runs, metrics=("test_loss",))
+
+
+def test_save_and_load_histories_round_trip(tmp_path):
+    runs = {"a": _history([0.5, 0.7]), "b": _history([0.6])}
+    path = save_histories(tmp_path / "runs.json", runs, profile="cpu", seed=0)
+    loaded, provenance = load_histories(path)
+    assert list(loaded) == ["a", "b"]
+    assert loaded["a"].records == runs["a"].records
+    assert provenance["profile"] == "cpu" and provenance["seed"] == 0 and "date" in provenance
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a minidense file of several runs"):
+        load_histories(tmp_path / "bad.json")
+
+
+def test_short_budget_recipes_are_valid_train_options():
+    assert list(SHORT_BUDGET_RECIPES)[0] == "d2l: constant lr 0.1"
+    assert SHORT_BUDGET_RECIPES["d2l: constant lr 0.1"] == {"lr": 0.1}
+    assert SHORT_BUDGET_RECIPES["d2l + precise BN + one-cycle"] == dict(lr=0.1, schedule="onecycle", precise_bn=20)
+    for options in SHORT_BUDGET_RECIPES.values():  # d2l's plain SGD underneath every variant
+        assert "momentum" not in options and "weight_decay" not in options
+
+
+@pytest.mark.slow  # trains the book's network three times (seconds, plus first-call warm-up)
+def test_compare_recipes_starts_every_recipe_from_the_same_weights(data_root):
+    recipes = {"plain": dict(lr=0.1), "plain again": dict(lr=0.1), "one-cycle": dict(lr=0.1, schedule="onecycle")}
+    runs = compare_recipes(recipes, num_epochs=1, batch_size=16, num_train=32, num_test=20, resize=32,
+                           root=data_root, device="cpu")
+    assert list(runs) == list(recipes)
+    assert runs["plain"].last["train_loss"] == runs["plain again"].last["train_loss"]
+    assert runs["one-cycle"].provenance["recipe"] == "one-cycle"
+    assert runs["one-cycle"].provenance["schedule"] == "onecycle"
+    with pytest.raises(ValueError, match="needs an 'lr'"):
+        compare_recipes({"no lr": {}}, 1, 32, 64, 32, root=data_root)
