@@ -11,6 +11,7 @@ from minidense.history import History
 from minidense.models import densenet
 from minidense.profiles import Profile, profile
 from minidense.training import evaluate_accuracy, train
+from minidense import inspect, plot  # submodules: minidense.inspect.layer_table, minidense.plot.connectivity
 
 __version__ = "0.1.0"
 
