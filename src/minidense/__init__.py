@@ -15,6 +15,7 @@ from minidense.reuse import feature_reuse
 from minidense.shapes import output_shapes
 from minidense.profiles import Profile, profile
 from minidense.training import evaluate_accuracy, train
+from minidense import inspect, plot  # submodules: minidense.inspect.layer_table, minidense.plot.connectivity
 
 __version__ = "0.1.0"
 
