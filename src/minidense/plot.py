@@ -359,5 +359,3 @@ def channels_vs_layers(growth_rates=(12, 24, 32, 48), in_channels=64, num_layers
     ax.legend(title="growth rate", fontsize=8, title_fontsize=8)
     ax.figure.tight_layout()
     return ax
-
-
