@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -53,6 +54,8 @@ from minidense.hardware import bf16_pays, channels_last_pays, device_name  # noq
 from minidense.training import default_eval_batch_size, evaluate_accuracy, inplace_relu_after_bn  # noqa: E402
 
 D2L_WORKERS = 4  # d2l.get_dataloader_workers()
+warnings.filterwarnings("ignore", message="This DataLoader will create")  # d2l's 4 workers on fewer cores
+warnings.filterwarnings("ignore", message="Attempting to set identical low and high xlims")  # 1-epoch plot
 
 
 # ---- d2l's network, as its DenseNet chapter writes it -------------------------------------------------
