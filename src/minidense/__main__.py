@@ -51,6 +51,20 @@ def _train_parser(subparsers):
     parser.add_argument("--out", type=Path, help="History JSON (default: runs/train-<profile>-<timestamp>.json)")
     parser.add_argument("--checkpoint", type=Path, help="model + optimiser + history, written after every epoch")
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    levers = parser.add_argument_group("speed levers", "defaults: probed on this machine (--channels-last, "
+                                       "--bf16) or measured (the chapter \"Making training fast\")")
+    levers.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="channels-last memory format (default: probed)")
+    levers.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="bf16 autocast (default: where the hardware runs bf16 natively)")
+    levers.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                        help="torch.compile the network (default: off; refused under the smoke profile)")
+    levers.add_argument("--eval-batch-size", type=_positive(int),
+                        help="evaluation batch (default: 4 x the training batch, at most 1024)")
+    levers.add_argument("--inplace-relu", action=argparse.BooleanOptionalAction, default=True,
+                        help="ReLUs after a BatchNorm work in place (default: on)")
+    levers.add_argument("--host-sync", action=argparse.BooleanOptionalAction, default=False,
+                        help="read metrics back after every step, as d2l does (default: off)")
     parser.set_defaults(run=_run_train)
     return parser
 
@@ -69,7 +83,9 @@ def _run_train(args, parser):
     train_iter, test_iter = load_fashion_mnist(batch_size, resize=p.resize, root=args.data, device=args.device,
                                                num_train=p.num_train, num_test=p.num_test, seed=args.seed)
     history = train(net, train_iter, test_iter, num_epochs, lr, device=args.device,
-                    checkpoint=args.checkpoint, resume=args.resume, **p.train_options())
+                    checkpoint=args.checkpoint, resume=args.resume, channels_last=args.channels_last,
+                    bf16=args.bf16, compile=args.compile, eval_batch_size=args.eval_batch_size,
+                    inplace_relu=args.inplace_relu, host_sync=args.host_sync, **p.train_options())
     history.provenance.update(pool=args.pool, seed=args.seed)
     print(f"wrote {history.save(out)}")
     return history

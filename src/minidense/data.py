@@ -143,6 +143,13 @@ class FashionMNISTBatches:
     def __len__(self):
         return -(-self.num_examples // self.batch_size)
 
+    def with_batch_size(self, batch_size):
+        """The same examples, order and epoch counter, served in batches of ``batch_size``."""
+        other = FashionMNISTBatches(self.images, self.labels, batch_size, self.resize, self.shuffle,
+                                    self.seed, self.device)
+        other.epoch, other.memory_format = self.epoch, self.memory_format
+        return other
+
     def set_epoch(self, epoch):
         """Make the next pass yield the batches of ``epoch`` (0-based)."""
         self.epoch = epoch

@@ -5,13 +5,15 @@ AVX2-only CPU several times slower, where it is emulated. So the defaults of
 :func:`minidense.train` come from these probes, not from a guess.
 """
 
+import contextlib
 import functools
+import statistics
 import time
 
 import torch
 from torch import nn
 
-__all__ = ["bf16_pays", "channels_last_pays", "device_name", "default_device", "device_report"]
+__all__ = ["bf16_pays", "channels_last_pays", "network_slice", "device_name", "default_device", "device_report"]
 
 
 def default_device():
@@ -19,30 +21,73 @@ def default_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _best_time(fn, repeats=3):
-    fn()  # warm-up: kernel selection, allocation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+@contextlib.contextmanager
+def _probe_conditions(device):
+    """Yield the clock a probe reads: on a CPU, the thread's CPU time with one intra-op thread.
+
+    Other processes sharing the machine make wall times of a multi-threaded kernel swing tenfold
+    (its threads wait for each other whenever one is descheduled). One thread's CPU time counts
+    only the work done, so a comparison between two ways of doing the same work stays stable.
+    On CUDA the clock is the wall time (with a synchronisation in the timed function).
+    """
+    if device.type != "cpu":
+        yield time.perf_counter
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield time.thread_time
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _median_time_ratio(baseline, candidate, device, rounds=5):
+    """Median over ``rounds`` of (candidate's time / baseline's time), each pair timed back to back.
+
+    The two are timed in turns (alternating which goes first) and the median of the per-round
+    ratios ignores the odd round that a burst of load spoiled.
+    """
+    with _probe_conditions(device) as clock:
+        for fn in (baseline, candidate, baseline, candidate):
+            fn()  # warm-up: kernel selection, allocation
+
+        def seconds(fn):
+            start = clock()
+            fn()
+            return clock() - start
+
+        ratios = []
+        for r in range(rounds):
+            if r % 2:
+                c = seconds(candidate)
+                b = seconds(baseline)
+            else:
+                b = seconds(baseline)
+                c = seconds(candidate)
+            ratios.append(c / b)
+    return statistics.median(ratios)
+
+
+def _cpu_has_native_bf16():
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return True if check is None else bool(check())
 
 
 @functools.cache
 def _cpu_bf16_pays():
-    a, b = torch.randn(256, 256), torch.randn(256, 256)
-    fp32 = _best_time(lambda: a @ b)
+    if not _cpu_has_native_bf16():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(256, 256, generator=generator), torch.randn(256, 256, generator=generator)
     a16, b16 = a.bfloat16(), b.bfloat16()
-    bf16 = _best_time(lambda: a16 @ b16)
-    return bf16 < fp32
+    return _median_time_ratio(lambda: a @ b, lambda: a16 @ b16, torch.device("cpu")) < 1
 
 
 def bf16_pays(device):
     """Whether bf16 autocast speeds up ``device``: CUDA with bf16 support, or a CPU with native bf16.
 
-    On the CPU a 256x256 matmul is timed in both precisions (once per process; about 0.1 s where
-    bf16 is emulated).
+    On the CPU oneDNN must report native bf16 support, and a 256x256 matmul is then timed in
+    both precisions in back-to-back pairs (once per process; a fraction of a second).
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -52,34 +97,51 @@ def bf16_pays(device):
     return False
 
 
-@functools.cache
-def _channels_last_pays(device_type):
-    device = torch.device(device_type)
-    block = nn.Sequential(nn.BatchNorm2d(64), nn.ReLU(), nn.Conv2d(64, 32, 3, padding=1)).to(device)
-    X = torch.randn(32, 64, 24, 24, device=device)
+def network_slice():
+    """The first part of the book's network, a representative probe: stem, dense block 1, transition 1.
 
-    def step(memory_format):
-        block.to(memory_format=memory_format)
-        Y = X.contiguous(memory_format=memory_format).requires_grad_()
-
-        def run():
-            block(Y).sum().backward()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-        return run
-
-    contiguous = _best_time(step(torch.contiguous_format))
-    channels_last = _best_time(step(torch.channels_last))
-    return channels_last < contiguous
-
-
-def channels_last_pays(device):
-    """Whether convolutions run faster on ``device`` in the channels-last memory format.
-
-    Times the forward and backward pass of one BN-ReLU-Conv block of the book's size in both
-    formats (once per process and device type).
+    Built with the global RNG left untouched. Shapes: ``(N, 1, 96, 96) -> (N, 96, 12, 12)``.
     """
-    return _channels_last_pays(torch.device(device).type)
+    from minidense.models import densenet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = densenet()
+    return nn.Sequential(net.stem, net.denseblock1, net.transition1)
+
+
+def _training_step(part, X, device, bf16):
+    def run():
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = part(X)
+        out.float().sum().backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return run
+
+
+@functools.cache
+def _channels_last_pays(device_type, bf16):
+    device = torch.device(device_type)
+    X = torch.rand(4, 1, 96, 96, generator=torch.Generator().manual_seed(0)).to(device)
+    steps = []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        part = network_slice().to(device, memory_format=memory_format)
+        steps.append(_training_step(part, X.contiguous(memory_format=memory_format), device, bf16))
+    return _median_time_ratio(*steps, device) < 1
+
+
+def channels_last_pays(device, bf16=False):
+    """Whether training runs faster on ``device`` in the channels-last memory format.
+
+    Times one training step (forward and backward, 4 images at 96x96) of a slice of the book's
+    network (:func:`network_slice`) in both formats, in five back-to-back pairs, and compares the
+    median ratio (once per process, device type and precision; under a second on a CPU, where it
+    counts one thread's CPU time so that other processes' load does not decide the answer). The answer depends on
+    the precision: on a CPU with native bf16, oneDNN's bf16 convolutions want channels-last far
+    more than its fp32 ones do, so pass the ``bf16`` that training will use.
+    """
+    return _channels_last_pays(torch.device(device).type, bool(bf16))
 
 
 def device_name(device):

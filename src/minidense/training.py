@@ -15,7 +15,8 @@ from minidense._checks import check_positive_int, check_state_dict_fits
 from minidense.hardware import bf16_pays, channels_last_pays, default_device
 from minidense.history import History, provenance
 
-__all__ = ["train", "evaluate_accuracy", "recompute_bn_statistics", "predict", "confusion_counts", "SCHEDULES"]
+__all__ = ["train", "evaluate_accuracy", "recompute_bn_statistics", "predict", "confusion_counts", "rebatch",
+           "inplace_relu_after_bn", "default_eval_batch_size", "SCHEDULES"]
 
 SCHEDULES = (None, "step", "cosine", "onecycle")
 
@@ -36,11 +37,78 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=torch.contiguous_format):
+def default_eval_batch_size(batch_size):
+    """Evaluation batch for a training batch of ``batch_size``: four times as large, at most 1,024.
+
+    Under ``torch.inference_mode`` no activation is kept for a backward pass, so a batch four
+    times the training one needs less memory than a training step; fewer, larger batches pay
+    less per-batch overhead (Python, kernel launches, resizing).
+    """
+    check_positive_int("batch_size", batch_size)
+    return min(4 * batch_size, 1024)
+
+
+def rebatch(batches, batch_size):
+    """The same examples, in the same order, in batches of ``batch_size``.
+
+    A :class:`minidense.data.FashionMNISTBatches` is re-cut directly (its images are resized
+    batch by batch); any other iterable of ``(X, y)`` has consecutive batches concatenated.
+    """
+    check_positive_int("batch_size", batch_size)
+    if hasattr(batches, "with_batch_size"):
+        return batches.with_batch_size(batch_size)
+    return _concatenated(batches, batch_size)
+
+
+def _concatenated(batches, batch_size):
+    pending_X, pending_y, count = [], [], 0
+    for X, y in batches:
+        pending_X.append(X)
+        pending_y.append(y)
+        count += len(y)
+        while count >= batch_size:
+            X_all, y_all = torch.cat(pending_X), torch.cat(pending_y)
+            yield X_all[:batch_size], y_all[:batch_size]
+            pending_X, pending_y = [X_all[batch_size:]], [y_all[batch_size:]]
+            count -= batch_size
+    if count:
+        yield torch.cat(pending_X), torch.cat(pending_y)
+
+
+@contextlib.contextmanager
+def inplace_relu_after_bn(net):
+    """Within the block, every ``nn.ReLU`` that directly follows a BatchNorm works in place.
+
+    Eager PyTorch has no fused BN + ReLU kernel for training; letting the ReLU overwrite the BN
+    output (which BN's backward does not need) saves one activation-sized write and allocation
+    per pair. Outputs and gradients are unchanged. The flags are restored on exit.
+    """
+    changed = []
+    for module in net.modules():
+        if isinstance(module, nn.Sequential):
+            children = list(module.children())
+            for before, layer in zip(children, children[1:]):
+                if isinstance(before, nn.modules.batchnorm._BatchNorm) and type(layer) is nn.ReLU \
+                        and not layer.inplace:
+                    layer.inplace = True
+                    changed.append(layer)
+    try:
+        yield net
+    finally:
+        for layer in changed:
+            layer.inplace = False
+
+
+def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=torch.contiguous_format,
+                      batch_size=None):
     """Fraction of correctly classified examples, in eval mode under ``torch.inference_mode``.
 
-    Counts accumulate on the device and are read once at the end.
+    Counts accumulate on the device and are read once at the end. With ``batch_size`` the
+    examples are re-cut into batches of that size first (see :func:`rebatch`); the accuracy is
+    the same, only the number of batches changes.
     """
+    if batch_size is not None:
+        data_iter = rebatch(data_iter, batch_size)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -187,7 +255,8 @@ def _check_options(num_epochs, lr, momentum, weight_decay, schedule, precise_bn,
 
 def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0.0, nesterov=False,
           weight_decay=0.0, schedule=None, precise_bn=0, channels_last=None, bf16=None, compile=False,
-          checkpoint=None, resume=False, plot=None, progress=None, profile=None, verbose=True):
+          checkpoint=None, resume=False, plot=None, progress=None, profile=None, verbose=True,
+          eval_batch_size=None, inplace_relu=True, host_sync=False):
     """Train ``net`` with SGD and cross-entropy; evaluate on ``test_iter`` after every epoch.
 
     The defaults are d2l's recipe (plain SGD at a constant ``lr``). The weights are never
@@ -206,25 +275,43 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
             ``"cosine"`` or ``"onecycle"`` (warm up, then anneal), stepped every batch.
         precise_bn: re-estimate BN statistics over this many training batches before each
             evaluation (0: off).
-        channels_last: channels-last memory format; ``None`` probes whether it pays here.
-        bf16: bf16 autocast; ``None`` uses it where the hardware runs bf16 natively.
-        compile: wrap the network in ``torch.compile``.
+        channels_last: channels-last memory format; ``None`` probes whether it pays here
+            (:func:`minidense.hardware.channels_last_pays`, with the precision chosen).
+        bf16: bf16 autocast; ``None`` uses it where the hardware runs bf16 natively
+            (:func:`minidense.hardware.bf16_pays`).
+        compile: wrap the network in ``torch.compile`` (off by default: on the book's CPUs
+            it compiled for minutes and then ran no faster; refused under the ``smoke`` profile).
         checkpoint: path of a file holding model, optimiser and history, written after every epoch.
         resume: continue from ``checkpoint`` (from its last finished epoch) when it exists.
         plot: live curves that update in place; default on in a notebook.
         progress: a tqdm progress bar; default on outside a notebook.
         profile: name of the profile the settings came from, for the record.
         verbose: print the closing line.
+        eval_batch_size: batch size of evaluation; ``None``: :func:`default_eval_batch_size` of the training
+            batch (four times it, at most 1,024), or the test set's own batches when their size
+            is unknown.
+        inplace_relu: every ReLU right after a BatchNorm works in place during training
+            (:func:`inplace_relu_after_bn`); identical results, a little less memory traffic.
+        host_sync: read the loss and accuracy back to the host after every step, as d2l does
+            (to measure what that costs); by default they accumulate on the device and are
+            read once per epoch or plot update.
 
     Returns:
         A :class:`minidense.History`.
     """
     _check_options(num_epochs, lr, momentum, weight_decay, schedule, precise_bn, checkpoint, resume)
+    if compile and profile == "smoke":
+        raise ValueError("compile=True under the smoke profile: torch.compile takes minutes before the "
+                         "first step, longer than a smoke run may take")
+    if eval_batch_size is None and getattr(test_iter, "batch_size", None) is not None:
+        eval_batch_size = default_eval_batch_size(getattr(train_iter, "batch_size", None) or test_iter.batch_size)
+    if eval_batch_size is not None:
+        check_positive_int("eval_batch_size", eval_batch_size)
     device = torch.device(device) if device is not None else default_device()
-    if channels_last is None:
-        channels_last = channels_last_pays(device)
     if bf16 is None:
         bf16 = bf16_pays(device)
+    if channels_last is None:
+        channels_last = channels_last_pays(device, bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     in_notebook = _in_notebook()
     plot = in_notebook if plot is None else plot
@@ -240,6 +327,7 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
     settings = dict(num_epochs=num_epochs, lr=lr, momentum=momentum, nesterov=nesterov,
                     weight_decay=weight_decay, schedule=schedule, precise_bn=precise_bn,
                     channels_last=channels_last, bf16=bf16, compile=compile,
+                    eval_batch_size=eval_batch_size, inplace_relu=inplace_relu, host_sync=host_sync,
                     batch_size=getattr(train_iter, "batch_size", None),
                     num_train=getattr(train_iter, "num_examples", None),
                     num_test=getattr(test_iter, "num_examples", None))
@@ -263,49 +351,54 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
         bar = tqdm(total=(num_epochs - start_epoch) * steps_per_epoch, unit="batch", leave=False)
     plot_every = max(1, steps_per_epoch // 5)
 
-    for epoch in range(start_epoch, num_epochs):
-        net.train()
-        if hasattr(train_iter, "set_epoch"):
-            train_iter.set_epoch(epoch)
-        loss_sum = torch.zeros((), device=device)  # summed on the device, read once per plot update
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        n = 0
-        _sync(device)
-        start = time.perf_counter()
-        for i, (X, y) in enumerate(train_iter):
-            X, y = _to_device(X, y, device, memory_format)
-            with _autocast(device, bf16):
-                y_hat = model(X)
-                loss = F.cross_entropy(y_hat, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            with torch.no_grad():
-                loss_sum += loss.detach().float() * len(y)
-                correct += (y_hat.argmax(dim=1) == y).sum()
-            n += len(y)
-            if bar is not None:
-                bar.update()
-            if live is not None and (i + 1) % plot_every == 0 and i + 1 < steps_per_epoch:
-                live.add(epoch + (i + 1) / steps_per_epoch,
-                         {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n})
-        _sync(device)
-        seconds = time.perf_counter() - start
-
-        if precise_bn:
+    with contextlib.ExitStack() as levers:
+        if inplace_relu:
+            levers.enter_context(inplace_relu_after_bn(net))
+        for epoch in range(start_epoch, num_epochs):
+            net.train()
             if hasattr(train_iter, "set_epoch"):
                 train_iter.set_epoch(epoch)
-            recompute_bn_statistics(model, train_iter, precise_bn, device, bf16, memory_format)
-        test_acc = evaluate_accuracy(model, test_iter, device, bf16, memory_format)
-        record = dict(epoch=epoch + 1, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
-                      test_acc=test_acc, examples_per_sec=n / seconds, seconds=seconds)
-        history.append(**record)
-        if live is not None:
-            live.add(epoch + 1, record)
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, net, optimizer, scheduler, history, epoch + 1)
+            loss_sum = torch.zeros((), device=device)  # summed on the device, read once per plot update
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            n = 0
+            _sync(device)
+            start = time.perf_counter()
+            for i, (X, y) in enumerate(train_iter):
+                X, y = _to_device(X, y, device, memory_format)
+                with _autocast(device, bf16):
+                    y_hat = model(X)
+                    loss = F.cross_entropy(y_hat, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                with torch.no_grad():
+                    loss_sum += loss.detach().float() * len(y)
+                    correct += (y_hat.argmax(dim=1) == y).sum()
+                n += len(y)
+                if host_sync:  # what d2l's Accumulator does: read the metrics back after every step
+                    loss_sum.item(), correct.item()
+                if bar is not None:
+                    bar.update()
+                if live is not None and (i + 1) % plot_every == 0 and i + 1 < steps_per_epoch:
+                    live.add(epoch + (i + 1) / steps_per_epoch,
+                             {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n})
+            _sync(device)
+            seconds = time.perf_counter() - start
+
+            if precise_bn:
+                if hasattr(train_iter, "set_epoch"):
+                    train_iter.set_epoch(epoch)
+                recompute_bn_statistics(model, train_iter, precise_bn, device, bf16, memory_format)
+            test_acc = evaluate_accuracy(model, test_iter, device, bf16, memory_format, eval_batch_size)
+            record = dict(epoch=epoch + 1, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
+                          test_acc=test_acc, examples_per_sec=n / seconds, seconds=seconds)
+            history.append(**record)
+            if live is not None:
+                live.add(epoch + 1, record)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, net, optimizer, scheduler, history, epoch + 1)
 
     if bar is not None:
         bar.close()

@@ -1,0 +1,164 @@
+"""The speed levers change how fast training runs, never what it computes; the benchmark runs."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import minidense
+from minidense.hardware import bf16_pays, channels_last_pays, network_slice
+from minidense.training import default_eval_batch_size, inplace_relu_after_bn, rebatch
+from conftest import ROOT, tiny_densenet
+
+FAST = dict(plot=False, progress=False, verbose=False, inplace_relu=False)
+
+
+@pytest.fixture
+def small_data(data_root):
+    """256 training and 128 test images at 32x32, batch 32: eight steps per epoch."""
+    return minidense.load_fashion_mnist(32, resize=32, root=data_root, device="cpu", num_train=256,
+                                        num_test=128, seed=0)
+
+
+def test_probes_answer_yes_or_no_and_leave_the_global_rng_alone():
+    state = torch.get_rng_state()
+    assert isinstance(bf16_pays("cpu"), bool)
+    assert isinstance(channels_last_pays("cpu", bf16=False), bool)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_network_slice_is_stem_block1_transition1():
+    # 96 -> 48 (7x7 conv, stride 2) -> 24 (max pool); 64 + 4 x 32 = 192 channels, halved to 96; 24 -> 12
+    assert network_slice()(torch.zeros(2, 1, 96, 96)).shape == (2, 96, 12, 12)
+
+
+@pytest.mark.slow  # trains twice: seconds on an idle machine, more under load
+def test_channels_last_gives_the_same_loss_curve(small_data):
+    train_iter, test_iter = small_data
+    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.02, "cpu", bf16=False,
+                            channels_last=channels_last, **FAST).to_frame() for channels_last in (False, True)]
+    # the same sums in another order: fp32 rounding differs in the last digits, and each step carries
+    # it on (over a second epoch it grows to a few tenths of a percent), so one epoch of eight steps
+    torch.testing.assert_close(torch.tensor(runs[1]["train_loss"].to_numpy()),
+                               torch.tensor(runs[0]["train_loss"].to_numpy()), rtol=1e-3, atol=0)
+    assert (runs[1]["test_acc"] - runs[0]["test_acc"]).abs().max() <= 2 / 128  # at most two images flip
+
+
+def test_channels_last_step_gives_the_same_loss_and_gradients():
+    X, y = torch.rand(8, 1, 32, 32), torch.arange(8)
+    losses, grads = [], []
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        net = tiny_densenet().to(memory_format=memory_format)
+        loss = F.cross_entropy(net(X.contiguous(memory_format=memory_format)), y)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    torch.testing.assert_close(losses[1], losses[0])
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow  # trains twice: seconds on an idle machine, more under load
+def test_bf16_stays_within_a_few_hundredths_of_fp32(small_data):
+    train_iter, test_iter = small_data
+    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", bf16=bf16,
+                            channels_last=False, **FAST).last for bf16 in (False, True)]
+    fp32, bf16 = runs
+    # bf16 keeps 8 bits of mantissa (2 to 3 significant digits): after 8 steps the curves part a little
+    assert abs(bf16["train_loss"] - fp32["train_loss"]) < 0.05
+    assert abs(bf16["train_acc"] - fp32["train_acc"]) < 0.05
+    assert abs(bf16["test_acc"] - fp32["test_acc"]) < 0.05
+
+
+def test_eval_batching_gives_identical_accuracy(tiny_data):
+    train_iter, test_iter = tiny_data
+    net = tiny_densenet()
+    expected = minidense.evaluate_accuracy(net, test_iter, "cpu")
+    assert minidense.evaluate_accuracy(net, test_iter, "cpu", batch_size=256) == expected
+    assert minidense.evaluate_accuracy(net, test_iter, "cpu", batch_size=100) == expected
+    assert minidense.evaluate_accuracy(net, list(test_iter), "cpu", batch_size=100) == expected
+
+
+def test_rebatch_keeps_every_example_in_order():
+    batches = [(torch.arange(i, i + 3).float(), torch.arange(i, i + 3)) for i in range(0, 9, 3)]
+    sizes = [len(y) for _, y in rebatch(batches, 4)]
+    assert sizes == [4, 4, 1]  # 9 examples in batches of 4
+    assert torch.equal(torch.cat([y for _, y in rebatch(batches, 4)]), torch.arange(9))
+
+
+def test_rebatch_of_fashion_mnist_batches_serves_the_same_images(tiny_data):
+    _, test_iter = tiny_data
+    X, y = next(iter(rebatch(test_iter, 256)))
+    assert X.shape == (256, 1, 32, 32)
+    torch.testing.assert_close(X[:64], next(iter(test_iter))[0])
+
+
+def test_default_eval_batch_is_four_training_batches_at_most_1024():
+    assert default_eval_batch_size(64) == 256
+    assert default_eval_batch_size(512) == 1024
+    with pytest.raises(ValueError, match="batch_size"):
+        default_eval_batch_size(0)
+
+
+def test_inplace_relu_gives_identical_outputs_and_gradients_and_is_undone():
+    X = torch.randn(4, 1, 32, 32)
+    outputs, grads = [], []
+    for inplace in (False, True):
+        net = tiny_densenet()
+        net.train()
+        if inplace:
+            with inplace_relu_after_bn(net):
+                assert all(m.inplace for m in net.modules() if isinstance(m, torch.nn.ReLU))
+                out = net(X)
+                out.square().sum().backward()
+            assert not any(m.inplace for m in net.modules() if isinstance(m, torch.nn.ReLU))
+        else:
+            out = net(X)
+            out.square().sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad for p in net.parameters()])
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)
+    for g1, g0 in zip(grads[1], grads[0]):
+        torch.testing.assert_close(g1, g0, rtol=0, atol=0)
+
+
+@pytest.mark.slow  # trains twice: seconds on an idle machine, more under load
+def test_host_sync_changes_nothing_but_speed(small_data):
+    train_iter, test_iter = small_data
+    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", bf16=False,
+                            channels_last=False, host_sync=host_sync, **FAST).last for host_sync in (False, True)]
+    assert runs[0]["train_loss"] == runs[1]["train_loss"] and runs[0]["test_acc"] == runs[1]["test_acc"]
+
+
+def test_compile_is_refused_under_smoke_and_eval_batch_must_be_positive(small_data):
+    train_iter, test_iter = small_data
+    with pytest.raises(ValueError, match="smoke"):
+        minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", compile=True, profile="smoke", **FAST)
+    with pytest.raises(ValueError, match="eval_batch_size"):
+        minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", eval_batch_size=0, **FAST)
+
+
+def test_cli_has_a_flag_for_every_lever():
+    from minidense.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_runs(data_root, tmp_path):
+    pytest.importorskip("d2l")
+    out = tmp_path / "speed.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), "--smoke", "--data", str(data_root),
+                    "--out", str(out)], check=True, env=env, cwd=tmp_path, timeout=600)
+    import json
+
+    result = json.loads(out.read_text())
+    assert result["end_to_end"]["ratio"] > 0 and result["step"]["ratio"] > 0
+    assert {row["configuration"] for row in result["ablation"]} >= {"d2l train_ch6 step",
+                                                                   "minidense, all levers (probed defaults)"}
+    assert result["hardware"]["flops_per_image"] > 0
