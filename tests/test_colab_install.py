@@ -1,6 +1,6 @@
 """The chapters' install cell, tested like Colab and without the internet.
 
-Colab comes with its own torch, torchvision, numpy, matplotlib, pandas and tqdm; the first cell of a
+Colab comes with its own torch, torchvision, numpy, matplotlib, pandas, scipy and tqdm; the first cell of a
 chapter must install ``minidense`` and leave them alone. A wheel of the project is built first and
 pip resolves the install cell's requirement against it alone (``--no-index --find-links``).
 """
@@ -25,7 +25,7 @@ NOTEBOOK_PAGES = [page for page in toc_pages() if page_source(page).suffix == ".
 
 # What a Colab runtime already has, at versions other than the ones requirements.txt pins.
 COLAB_PACKAGES = {"torch": "2.5.1+cu121", "torchvision": "0.20.1+cu121", "numpy": "1.26.4",
-                  "matplotlib": "3.8.0", "pandas": "2.2.2", "tqdm": "4.66.6"}
+                  "matplotlib": "3.8.0", "pandas": "2.2.2", "scipy": "1.13.1", "tqdm": "4.66.6"}
 
 
 def pip(python, *args):
