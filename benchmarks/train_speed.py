@@ -290,7 +290,7 @@ def run(args):
     # levers as the probes choose them
     bf16 = bf16_pays(device)
     channels_last = channels_last_pays(device, bf16)
-    eval_batch_size = default_eval_batch_size(batch_size)
+    eval_batch_size = default_eval_batch_size(batch_size, device)
     result["levers"] = {"bf16": bf16, "channels_last": channels_last, "inplace_relu": True,
                         "host_sync": False, "eval_batch_size": eval_batch_size, "compile": False,
                         "on_device_data": True}
@@ -390,7 +390,7 @@ def run(args):
                                   torch.contiguous_format)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     eval_seconds = {}
-    for name, size_ in (("eval, training batch", None), (f"eval, batch {eval_batch_size}", eval_batch_size)):
+    for name, size_ in (("eval, training batch", batch_size), (f"eval, batch {4 * batch_size}", 4 * batch_size)):
         sync(device)
         start = time.perf_counter()
         evaluate_accuracy(net, test_iter, device, bf16, memory_format, size_)

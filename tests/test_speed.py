@@ -95,9 +95,10 @@ def test_rebatch_of_fashion_mnist_batches_serves_the_same_images(tiny_data):
     torch.testing.assert_close(X[:64], next(iter(test_iter))[0])
 
 
-def test_default_eval_batch_is_four_training_batches_at_most_1024():
-    assert default_eval_batch_size(64) == 256
-    assert default_eval_batch_size(512) == 1024
+def test_default_eval_batch_is_four_training_batches_at_most_1024_on_a_gpu_and_the_training_batch_on_a_cpu():
+    assert default_eval_batch_size(64, "cuda") == 256
+    assert default_eval_batch_size(512, "cuda") == 1024
+    assert default_eval_batch_size(64, "cpu") == default_eval_batch_size(64) == 64
     with pytest.raises(ValueError, match="batch_size"):
         default_eval_batch_size(0)
 
