@@ -144,27 +144,26 @@ def test_page_renders_completely_offline(browser, book_url, page):
     assert not problems, f"{page}:\n" + "\n".join(problems)
 
 
-def test_next_and_previous_links_walk_the_table_of_contents(browser, book_url):
+def follow(browser, selector, start):
+    """The URLs reached from ``start`` by following the link ``selector`` until there is none."""
     from selenium.webdriver.common.by import By
 
+    walked = [start]
+    for _ in PAGES:
+        links = browser.find_elements(By.CSS_SELECTOR, selector)
+        if not links:
+            break
+        browser.get(links[0].get_attribute("href"))
+        walked.append(browser.current_url.split("#")[0])
+    return walked
+
+
+def test_next_and_previous_links_walk_the_table_of_contents(browser, book_url):
     expected = [page_url(book_url, page) for page in PAGES]
     browser.get(book_url)  # index.html redirects to the root page
-    walked = [browser.current_url.split("#")[0]]
-    for _ in PAGES:
-        following = browser.find_elements(By.CSS_SELECTOR, "a.right-next")
-        if not following:
-            break
-        browser.get(following[0].get_attribute("href"))
-        walked.append(browser.current_url.split("#")[0])
+    walked = follow(browser, "a.right-next", browser.current_url.split("#")[0])
     assert walked == expected
-    back = [walked[-1]]
-    for _ in PAGES:
-        previous = browser.find_elements(By.CSS_SELECTOR, "a.left-prev")
-        if not previous:
-            break
-        browser.get(previous[0].get_attribute("href"))
-        back.append(browser.current_url.split("#")[0])
-    assert back == expected[::-1]
+    assert follow(browser, "a.left-prev", walked[-1]) == expected[::-1]
 
 
 def test_table_of_contents_links_every_page(browser, book_url):

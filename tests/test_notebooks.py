@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import toc_pages
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]["url"]
@@ -17,16 +19,6 @@ except ImportError:  # on Colab: install the book's library, keep Colab's torch
     %pip install -q "minidense @ git+{REPOSITORY}@{CONFIG["repository"]["branch"]}"'''
 
 
-def toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        for chapter in part["chapters"]:
-            files.append(chapter["file"])
-            files.extend(section["file"] for section in chapter.get("sections", []))
-    return files
-
-
 NOTEBOOKS = sorted(ROOT.glob("book/**/*.ipynb"))
 
 
@@ -35,7 +27,7 @@ def code_cells(path):
 
 
 def test_every_toc_entry_exists_and_every_chapter_is_listed():
-    listed = toc_files()
+    listed = toc_pages()
     for entry in listed:
         assert any((ROOT / f"{entry}{ext}").exists() for ext in ("", ".md", ".ipynb")), entry
     for path in NOTEBOOKS + sorted(ROOT.glob("book/**/*.md")):
