@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -52,6 +51,7 @@ import minidense  # noqa: E402
 from minidense.data import balanced_subset, data_root, load_fashion_mnist, resize_batch  # noqa: E402
 from minidense.hardware import bf16_pays, channels_last_pays, device_name  # noqa: E402
 from minidense.training import default_eval_batch_size, evaluate_accuracy, inplace_relu_after_bn  # noqa: E402
+from minidense.history import git_commit  # noqa: E402
 
 D2L_WORKERS = 4  # d2l.get_dataloader_workers()
 warnings.filterwarnings("ignore", message="This DataLoader will create")  # d2l's 4 workers on fewer cores
@@ -251,15 +251,6 @@ def cpu_flags():
     match = re.search(r"^flags\s*:(.*)$", text, re.M)
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx_vnni")
     return [f for f in (match.group(1).split() if match else []) if f in wanted]
-
-
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def load_average():

@@ -12,7 +12,6 @@ import itertools
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 
 from minidense.blocks import POOLS
 from minidense.hardware import bf16_pays, channels_last_pays, default_device, device_name
-from minidense.history import _git_commit
+from minidense.history import git_commit, command_line
 from minidense.profiles import Profile, profile as get_profile
 from minidense.training import SCHEDULES
 
@@ -247,15 +246,6 @@ class FashionMNISTRun:
         return result
 
 
-def _command():
-    """The command line that is running, ``python -m minidense compare ...`` for the CLI."""
-    if not sys.argv or not sys.argv[0]:
-        return None
-    program = Path(sys.argv[0])
-    name = "python -m minidense" if program.name == "__main__.py" and program.parent.name == "minidense" else program.name
-    return " ".join([name, *sys.argv[1:]])
-
-
 def _cell(value):
     """A setting as a table cell: tuples as ``"4-4-4-4"``, everything else as it is."""
     return format_value(value) if isinstance(value, (tuple, list)) else value
@@ -328,8 +318,8 @@ def compare(variants, seeds=(0, 1, 2), profile=None, out=None, run_one=None, dev
     done = set() if table is None else set(zip(table["variant"], table["seed"].astype(int)))
     rows = [] if table is None else table.to_dict("records")
     varied = list(dict.fromkeys(k for settings in variants.values() for k in settings))
-    command = _command()
-    commit = _git_commit()
+    command = command_line()
+    commit = git_commit()
 
     for seed in seeds:  # seed-major: an interruption leaves complete pairs behind
         for name, settings in variants.items():

@@ -17,13 +17,22 @@ __all__ = ["History", "provenance", "save_histories", "load_histories"]
 FIELDS = ("epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds")
 
 
-def _git_commit():
+def git_commit():
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def command_line():
+    """The command that is running, written as typed: ``python -m minidense train ...`` for the CLI."""
+    if not sys.argv or not sys.argv[0]:
+        return None
+    program = Path(sys.argv[0])
+    is_cli = program.name == "__main__.py" and program.parent.name == "minidense"
+    return " ".join(["python -m minidense" if is_cli else program.name, *sys.argv[1:]])
 
 
 def provenance(device, profile=None, **settings):
@@ -33,8 +42,8 @@ def provenance(device, profile=None, **settings):
         "device": str(device),
         "device_name": device_name(device),
         "torch": torch.__version__,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
-        "git_commit": _git_commit(),
+        "command": command_line(),
+        "git_commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **settings,
     }
