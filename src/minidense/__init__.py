@@ -6,6 +6,7 @@ the data, the profiles and the training loop; figures and tables live in the sub
 """
 
 from minidense import inspect, plot
+from minidense.results import recorded
 from minidense.blocks import DenseBlock, conv_block, transition_block
 from minidense.data import CLASS_NAMES, load_fashion_mnist
 from minidense.hardware import device_report
@@ -25,5 +26,5 @@ __all__ = [
     "cifar_densenet", "load_torchvision_state_dict",
     "load_fashion_mnist", "CLASS_NAMES", "profile", "Profile",
     "train", "evaluate_accuracy", "History", "device_report",
-    "feature_reuse", "output_shapes", "inspect", "plot",
+    "feature_reuse", "output_shapes", "inspect", "plot", "recorded",
 ]

@@ -1,0 +1,61 @@
+"""Recorded results: found beside the chapter, fetched from the repository elsewhere (Colab)."""
+
+import urllib.request
+
+import pytest
+import yaml
+
+import minidense
+from minidense import results
+from conftest import ROOT
+
+
+def test_repository_matches_the_books_config():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert results.REPOSITORY == config["repository"]["url"]
+    assert results.BRANCH == config["repository"]["branch"]
+
+
+@pytest.mark.parametrize("cwd", ["book", "."])
+def test_found_beside_the_chapter_and_from_the_repository_root(cwd, monkeypatch):
+    monkeypatch.chdir(ROOT / cwd)
+    path = minidense.recorded("train-cpu.json")
+    assert path.resolve() == (ROOT / "book" / "results" / "train-cpu.json").resolve()
+    assert minidense.History.load(path).provenance["profile"] == "cpu"
+
+
+def test_elsewhere_it_is_fetched_once_from_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    asked = []
+
+    class Response:
+        def __init__(self, url):
+            asked.append(url)
+
+        def read(self):
+            return b'{"records": [], "provenance": {}}'
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(url))
+    first = minidense.recorded("compare-pooling-cpu/results.csv", cache=tmp_path / "cache")
+    again = minidense.recorded("compare-pooling-cpu/results.csv", cache=tmp_path / "cache")
+    assert first == again == tmp_path / "cache" / "compare-pooling-cpu" / "results.csv"
+    assert asked == ["https://raw.githubusercontent.com/minidense/minidense/main/book/results/"
+                     "compare-pooling-cpu/results.csv"]
+
+
+def test_offline_and_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(FileNotFoundError, match="'train-full.json' is not in results/ or book/results/ here"):
+        minidense.recorded("train-full.json", cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir())
