@@ -60,7 +60,8 @@ def _train_parser(subparsers):
     levers.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                         help="torch.compile the network (default: off; refused under the smoke profile)")
     levers.add_argument("--eval-batch-size", type=_positive(int),
-                        help="evaluation batch (default: 4 x the training batch, at most 1024)")
+                        help="evaluation batch (default: the training batch on a CPU; on a GPU 4 x it, "
+                             "at most 1024)")
     levers.add_argument("--inplace-relu", action=argparse.BooleanOptionalAction, default=True,
                         help="ReLUs after a BatchNorm work in place (default: on)")
     levers.add_argument("--host-sync", action=argparse.BooleanOptionalAction, default=False,
@@ -122,12 +123,13 @@ def _run_compare(args, parser):
     from minidense.plot import compare_curves
 
     try:
-        variants = experiments.grid(**experiments.parse_vary(args.vary))
+        varied = experiments.parse_vary(args.vary)
+        variants = experiments.grid(**varied)
         shared = experiments.parse_vary(args.set) if args.set else {}
         for key, values in shared.items():
             if len(values) != 1:
                 raise ValueError(f"--set {key}: give one value (to compare several, use --vary)")
-            if key in experiments.parse_vary(args.vary):
+            if key in varied:
                 raise ValueError(f"--set {key}: {key!r} is also varied")
         for settings in variants.values():
             settings.update({key: values[0] for key, values in shared.items()})

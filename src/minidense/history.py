@@ -26,6 +26,16 @@ def git_commit():
     return out.stdout.strip() or None
 
 
+def write_json(path, data):
+    """Write ``data`` as JSON to ``path`` (creating the folder) atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)  # an interruption mid-write never leaves half a file
+    return path
+
+
 def command_line():
     """The command that is running, written as typed: ``python -m minidense train ...`` for the CLI."""
     if not sys.argv or not sys.argv[0]:
@@ -102,12 +112,7 @@ class History:
 
     def save(self, path):
         """Write the history as JSON (creating the folder); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path):
@@ -125,16 +130,10 @@ def save_histories(path, runs, **settings):
     The file's own provenance (command, git commit, date, plus ``settings``) says how the set was
     made; each run keeps its own. Returns the path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     first = next(iter(runs.values()), None)
     device = first.provenance.get("device", "cpu") if first is not None else "cpu"
-    data = {"provenance": provenance(device, **settings),
-            "runs": {label: history.to_dict() for label, history in runs.items()}}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, {"provenance": provenance(device, **settings),
+                             "runs": {label: history.to_dict() for label, history in runs.items()}})
 
 
 def load_histories(path):

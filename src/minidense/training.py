@@ -292,7 +292,8 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
         profile: name of the profile the settings came from, for the record.
         verbose: print the closing line.
         eval_batch_size: batch size of evaluation; ``None``: :func:`default_eval_batch_size` of the training
-            batch (four times it, at most 1,024), or the test set's own batches when their size
+            batch on this device (on a GPU four times it, at most 1,024; on a CPU the training batch),
+            or the test set's own batches when their size
             is unknown.
         inplace_relu: every ReLU right after a BatchNorm works in place during training
             (:func:`inplace_relu_after_bn`); identical results, a little less memory traffic.
