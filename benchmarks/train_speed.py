@@ -20,6 +20,8 @@ Usage::
 
     python benchmarks/train_speed.py [--data DIR] [--out FILE]   # minutes
     python benchmarks/train_speed.py --smoke                     # seconds, for the tests
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/train_speed.py
+                                        # a newer CPU limited to what an AVX2-only CPU can run
 """
 
 import argparse
@@ -48,12 +50,16 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 import minidense  # noqa: E402
+from minidense.allocator import can_keep_freed_memory, keep_freed_memory  # noqa: E402
 from minidense.data import balanced_subset, data_root, load_fashion_mnist, resize_batch  # noqa: E402
 from minidense.hardware import bf16_pays, channels_last_pays, device_name  # noqa: E402
 from minidense.training import default_eval_batch_size, evaluate_accuracy, inplace_relu_after_bn  # noqa: E402
 from minidense.history import git_commit  # noqa: E402
 
 D2L_WORKERS = 4  # d2l.get_dataloader_workers()
+# Set before the run, these make PyTorch's and oneDNN's kernels use at most AVX2 (no AVX-512, no
+# native bf16): an AVX2-only CPU's instruction set on a newer CPU, recorded in the provenance.
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 warnings.filterwarnings("ignore", message="This DataLoader will create")  # d2l's 4 workers on fewer cores
 warnings.filterwarnings("ignore", message="Attempting to set identical low and high xlims")  # 1-epoch plot
 
@@ -219,18 +225,26 @@ def minidense_step(net, optimizer, X, y, bf16, host_sync):
     return step
 
 
-def timed_rounds(steps, rounds, device):
-    """Median seconds of each step function, run in turns (one of each per round) after a warm-up."""
-    for step in steps.values():
-        step()
-    times = {name: [] for name in steps}
+def timed_rounds(groups, rounds, device):
+    """Median seconds of each step function over ``rounds`` rounds.
+
+    ``groups`` is a list of ``(context, steps)``: ``context()`` makes the context manager a group
+    runs in (the allocator setting, which is process-wide) and ``steps`` maps names to step
+    functions. Every round enters each group's context in turn, runs each of its steps once
+    untimed (the allocator then holds the memory it needs), then times them one after another.
+    """
+    times = {name: [] for _, steps in groups for name in steps}
     for _ in range(rounds):
-        for name, step in steps.items():
-            sync(device)
-            start = time.perf_counter()
-            step()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
+        for context, steps in groups:
+            with context():
+                for step in steps.values():
+                    step()
+                for name, step in steps.items():
+                    sync(device)
+                    start = time.perf_counter()
+                    step()
+                    sync(device)
+                    times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -271,6 +285,8 @@ def run(args):
         "command": " ".join(["python", *sys.argv]), "date": datetime.datetime.now(
             datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": str(device), "device_name": device_name(device), "cpu_flags": cpu_flags(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "instruction_set_limits": {
+            name: os.environ[name] for name in ISA_LIMITS if name in os.environ},
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "torchvision": torchvision.__version__, "python": platform.python_version(), "git_commit": git_commit(),
         "load_average_before": load_average()},
@@ -282,11 +298,12 @@ def run(args):
     bf16 = bf16_pays(device)
     channels_last = channels_last_pays(device, bf16)
     eval_batch_size = default_eval_batch_size(batch_size, device)
+    keep_memory = device.type == "cpu" and can_keep_freed_memory()
     result["levers"] = {"bf16": bf16, "channels_last": channels_last, "inplace_relu": True,
                         "host_sync": False, "eval_batch_size": eval_batch_size, "compile": False,
-                        "on_device_data": True}
+                        "on_device_data": True, "keep_freed_memory": keep_memory}
     print(f"device: {device} ({device_name(device)}); probed levers: bf16={bf16}, "
-          f"channels_last={channels_last}; eval batch {eval_batch_size}")
+          f"channels_last={channels_last}, keep_freed_memory={keep_memory}; eval batch {eval_batch_size}")
 
     # ---- hardware limit
     flops = flops_per_image(resize)
@@ -350,19 +367,24 @@ def run(args):
     torch.manual_seed(args.seed)
     d2l_net = d2l_densenet().to(device)
     with contextlib.ExitStack() as stack:
-        steps = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=lr), X, y),
-                 "minidense, all levers (probed defaults)": ours()}
+        as_malloc_does = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=lr), X, y),
+                          "no levers (fp32, contiguous, host sync)": ours(bf16=False, channels_last=False,
+                                                                          inplace_relu=False, host_sync=True)}
+        kept = {"minidense, all levers (probed defaults)": ours()}
+        if keep_memory:
+            as_malloc_does["- keep freed memory"] = ours()
         if bf16:
-            steps["- bf16 autocast"] = ours(bf16=False)
+            kept["- bf16 autocast"] = ours(bf16=False)
         if channels_last:
-            steps["- channels_last"] = ours(channels_last=False)
-        steps["- in-place ReLU after BN"] = ours(inplace_relu=False)
-        steps["+ host sync every step"] = ours(host_sync=True)
-        steps["no levers (fp32, contiguous, host sync)"] = ours(bf16=False, channels_last=False,
-                                                               inplace_relu=False, host_sync=True)
+            kept["- channels_last"] = ours(channels_last=False)
+        kept["- in-place ReLU after BN"] = ours(inplace_relu=False)
+        kept["+ host sync every step"] = ours(host_sync=True)
         if args.compile:
-            steps["+ torch.compile"] = ours(compile=True)
-        seconds = timed_rounds(steps, args.rounds, device)
+            kept["+ torch.compile"] = ours(compile=True)
+        seconds = timed_rounds([(contextlib.nullcontext, as_malloc_does),
+                                (lambda: keep_freed_memory(keep_memory), kept)], args.rounds, device)
+    order = ["d2l train_ch6 step", *kept, *(name for name in as_malloc_does if name != "d2l train_ch6 step")]
+    seconds = {name: seconds[name] for name in order}
     limit = result["hardware"]["limit_images_per_sec"]
     d2l_step_rate = batch_size / seconds["d2l train_ch6 step"]
     ablation = []

@@ -1,5 +1,6 @@
 """The speed levers change how fast training runs, never what it computes; the benchmark runs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ import torch
 from torch.nn import functional as F
 
 import minidense
-from minidense.hardware import bf16_pays, channels_last_pays, network_slice
+from minidense import allocator, hardware
+from minidense.hardware import bf16_pays, channels_last_pays, forget_probes, network_slice
 from minidense.training import default_eval_batch_size, inplace_relu_after_bn, rebatch
 from conftest import ROOT, tiny_densenet
 
@@ -28,6 +30,88 @@ def test_probes_answer_yes_or_no_and_leave_the_global_rng_alone():
     assert isinstance(bf16_pays("cpu"), bool)
     assert isinstance(channels_last_pays("cpu", bf16=False), bool)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.fixture
+def probe_file(monkeypatch, tmp_path):
+    """The probe answers go to a fresh home; each test starts as a new process would."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    forget_probes()
+    yield tmp_path / ".cache" / "minidense" / "probes.json"
+    forget_probes()
+
+
+def test_a_probe_answer_is_stored_and_later_processes_reuse_it(probe_file, monkeypatch):
+    answer = channels_last_pays("cpu", bf16=False)
+    stored = json.loads(probe_file.read_text())
+    (key,) = stored
+    assert "channels-last" in key and "fp32" in key and stored[key] == answer
+
+    # a new process (empty in-process cache) reads the file instead of measuring
+    hardware._channels_last_pays.cache_clear()
+    probe_file.write_text(json.dumps({key: not answer}))
+    monkeypatch.setattr(hardware, "_channels_last_step_is_faster", lambda *args: pytest.fail("measured again"))
+    assert channels_last_pays("cpu", bf16=False) is (not answer)
+
+    forget_probes()
+    assert not probe_file.exists()
+
+
+def test_an_unreadable_probe_file_is_measured_again_and_rewritten(probe_file):
+    probe_file.parent.mkdir(parents=True)
+    probe_file.write_text("{not json")
+    answer = channels_last_pays("cpu", bf16=False)
+    assert list(json.loads(probe_file.read_text()).values()) == [answer]
+
+
+ALLOCATOR_PROBE = """
+import json, resource, torch
+from minidense import allocator
+
+BLOCK = 64 * 2**20  # above glibc's largest mmap threshold: by default every malloc of it maps fresh pages
+
+def faults_of_reusing(times=4):
+    for _ in range(4):  # let malloc settle where the block comes from (the heap takes a few rounds)
+        torch.empty(BLOCK, dtype=torch.uint8).fill_(1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(times):
+        torch.empty(BLOCK, dtype=torch.uint8).fill_(1)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+def resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+report = {"pages": BLOCK // resource.getpagesize(), "default": faults_of_reusing()}
+with allocator.keep_freed_memory() as kept:
+    with allocator.keep_freed_memory():
+        pass
+    report.update(kept=kept, kept_after_inner_exit=faults_of_reusing(), resident_inside=resident_bytes())
+report["resident_after"] = resident_bytes()
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(not allocator.can_keep_freed_memory(), reason="needs Linux with glibc's malloc")
+def test_keep_freed_memory_stops_the_page_faults_of_reallocating_a_block():
+    # in a fresh process: malloc's settings are process-wide, and other tests' training changed them
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    report = json.loads(subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], check=True, env=env,
+                                       capture_output=True, text=True, timeout=120).stdout)
+    pages = report["pages"]
+    assert report["default"] >= 4 * pages  # every page of every buffer is faulted in again
+    assert report["kept"]
+    assert report["kept_after_inner_exit"] < pages // 10  # the heap keeps the block; nesting is fine
+    assert report["resident_inside"] - report["resident_after"] >= 32 * 2**20  # handed back on exit
+
+
+def test_keep_freed_memory_can_be_off_and_is_off_without_glibc(monkeypatch):
+    with allocator.keep_freed_memory(enabled=False) as kept:
+        assert kept is False
+    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("", ""))
+    assert not allocator.can_keep_freed_memory()
+    with allocator.keep_freed_memory() as kept:
+        assert kept is False
 
 
 def test_network_slice_is_stem_block1_transition1():
@@ -126,11 +210,15 @@ def test_inplace_relu_gives_identical_outputs_and_gradients_and_is_undone():
 
 
 @pytest.mark.slow  # trains twice: seconds on an idle machine, more under load
-def test_host_sync_changes_nothing_but_speed(small_data):
+@pytest.mark.parametrize("lever", ["host_sync", "keep_freed_memory"])
+def test_lever_changes_nothing_but_speed(small_data, lever):
     train_iter, test_iter = small_data
     runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", bf16=False,
-                            channels_last=False, host_sync=host_sync, **FAST).last for host_sync in (False, True)]
-    assert runs[0]["train_loss"] == runs[1]["train_loss"] and runs[0]["test_acc"] == runs[1]["test_acc"]
+                            channels_last=False, **{lever: on}, **FAST) for on in (False, True)]
+    assert [run.provenance[lever] for run in runs] == [False, allocator.can_keep_freed_memory()
+                                                       if lever == "keep_freed_memory" else True]
+    assert runs[0].last["train_loss"] == runs[1].last["train_loss"]
+    assert runs[0].last["test_acc"] == runs[1].last["test_acc"]
 
 
 def test_compile_is_refused_under_smoke_and_eval_batch_must_be_positive(small_data):
@@ -141,12 +229,17 @@ def test_compile_is_refused_under_smoke_and_eval_batch_must_be_positive(small_da
         minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", eval_batch_size=0, **FAST)
 
 
-def test_cli_has_a_flag_for_every_lever():
+def test_cli_has_a_flag_for_every_lever(capsys):
     from minidense.__main__ import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--help"])
     assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for lever in ("channels_last", "bf16", "compile", "inplace_relu", "host_sync", "keep_freed_memory"):
+        flag = lever.replace("_", "-")
+        assert f"--{flag}, --no-{flag}" in help_text, lever
+    assert "--eval-batch-size" in help_text
 
 
 @pytest.mark.slow

@@ -66,6 +66,9 @@ def _train_parser(subparsers):
                         help="ReLUs after a BatchNorm work in place (default: on)")
     levers.add_argument("--host-sync", action=argparse.BooleanOptionalAction, default=False,
                         help="read metrics back after every step, as d2l does (default: off)")
+    levers.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=None,
+                        help="malloc keeps freed memory for the next step instead of the kernel zeroing it "
+                             "again (default: on for a CPU; Linux with glibc)")
     parser.set_defaults(run=_run_train)
     return parser
 
@@ -86,7 +89,8 @@ def _run_train(args, parser):
     history = train(net, train_iter, test_iter, num_epochs, lr, device=args.device,
                     checkpoint=args.checkpoint, resume=args.resume, channels_last=args.channels_last,
                     bf16=args.bf16, compile=args.compile, eval_batch_size=args.eval_batch_size,
-                    inplace_relu=args.inplace_relu, host_sync=args.host_sync, **p.train_options())
+                    inplace_relu=args.inplace_relu, host_sync=args.host_sync,
+                    keep_freed_memory=args.keep_freed_memory, **p.train_options())
     history.provenance.update(pool=args.pool, seed=args.seed)
     print(f"wrote {history.save(out)}")
     return history

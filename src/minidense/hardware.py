@@ -1,19 +1,28 @@
-"""Probe what the hardware does well, once per process, instead of assuming it.
+"""Probe what the hardware does well, once per machine, instead of assuming it.
 
 bf16 doubles the speed of a CPU with native bf16 instructions (AVX-512 BF16, AMX) and makes an
 AVX2-only CPU several times slower, where it is emulated. So the defaults of
 :func:`minidense.train` come from these probes, not from a guess.
+
+A probe's answer is kept in ``~/.cache/minidense/probes.json``, keyed by what could change it (the
+device's name, the instruction set PyTorch and oneDNN use, the torch version, the number of threads),
+so every later run on the machine uses the same levers: a burst of load during one probe cannot flip
+a lever from one run to the next. :func:`forget_probes` makes the next call measure again.
 """
 
 import contextlib
 import functools
+import json
+import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["bf16_pays", "channels_last_pays", "network_slice", "device_name", "default_device", "device_report"]
+__all__ = ["bf16_pays", "channels_last_pays", "forget_probes", "network_slice", "device_name", "default_device",
+           "device_report"]
 
 
 def default_device():
@@ -68,26 +77,74 @@ def _median_time_ratio(baseline, candidate, device, rounds=5):
     return statistics.median(ratios)
 
 
+def _probe_file():
+    return Path.home() / ".cache" / "minidense" / "probes.json"
+
+
+def _probe_key(device, question):
+    device = torch.device(device)
+    if device.type == "cpu":
+        where = (f"{device_name(device)}; {torch.backends.cpu.get_cpu_capability()}; native bf16 "
+                 f"{_cpu_has_native_bf16()}; {torch.get_num_threads()} threads")
+    else:
+        where = device_name(device)
+    return f"{question} on {device.type} ({where}), torch {torch.__version__}"
+
+
+def _remembered(device, question, measure):
+    """The answer to ``question`` from the probe file, else ``measure()``, which is then stored."""
+    path, key = _probe_file(), _probe_key(device, question)
+    try:
+        answers = json.loads(path.read_text())
+    except (OSError, ValueError):
+        answers = {}
+    if not isinstance(answers, dict):
+        answers = {}
+    if isinstance(answers.get(key), bool):
+        return answers[key]
+    answers[key] = answer = bool(measure())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(answers, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the answer still holds for this process
+    return answer
+
+
+def forget_probes():
+    """Delete the stored probe answers: the next :func:`bf16_pays` and :func:`channels_last_pays` measure again."""
+    _probe_file().unlink(missing_ok=True)
+    _cpu_bf16_pays.cache_clear()
+    _channels_last_pays.cache_clear()
+
+
 def _cpu_has_native_bf16():
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return True if check is None else bool(check())
 
 
-@functools.cache
-def _cpu_bf16_pays():
-    if not _cpu_has_native_bf16():
-        return False
+def _cpu_bf16_matmul_is_faster():
     generator = torch.Generator().manual_seed(0)
     a, b = torch.randn(256, 256, generator=generator), torch.randn(256, 256, generator=generator)
     a16, b16 = a.bfloat16(), b.bfloat16()
     return _median_time_ratio(lambda: a @ b, lambda: a16 @ b16, torch.device("cpu")) < 1
 
 
+@functools.cache
+def _cpu_bf16_pays():
+    if not _cpu_has_native_bf16():
+        return False
+    return _remembered("cpu", "bf16 matmul faster than fp32", _cpu_bf16_matmul_is_faster)
+
+
 def bf16_pays(device):
     """Whether bf16 autocast speeds up ``device``: CUDA with bf16 support, or a CPU with native bf16.
 
     On the CPU oneDNN must report native bf16 support, and a 256x256 matmul is then timed in
-    both precisions in back-to-back pairs (once per process; a fraction of a second).
+    both precisions in back-to-back pairs (a fraction of a second, once per machine: the answer is
+    stored, see the module's docstring).
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -120,9 +177,7 @@ def _training_step(part, X, device, bf16):
     return run
 
 
-@functools.cache
-def _channels_last_pays(device_type, bf16):
-    device = torch.device(device_type)
+def _channels_last_step_is_faster(device, bf16):
     X = torch.rand(4, 1, 96, 96, generator=torch.Generator().manual_seed(0)).to(device)
     steps = []
     for memory_format in (torch.contiguous_format, torch.channels_last):
@@ -131,13 +186,21 @@ def _channels_last_pays(device_type, bf16):
     return _median_time_ratio(*steps, device) < 1
 
 
+@functools.cache
+def _channels_last_pays(device_type, bf16):
+    device = torch.device(device_type)
+    return _remembered(device, f"channels-last training step faster ({'bf16' if bf16 else 'fp32'})",
+                       lambda: _channels_last_step_is_faster(device, bf16))
+
+
 def channels_last_pays(device, bf16=False):
     """Whether training runs faster on ``device`` in the channels-last memory format.
 
     Times one training step (forward and backward, 4 images at 96x96) of a slice of the book's
     network (:func:`network_slice`) in both formats, in five back-to-back pairs, and compares the
-    median ratio (once per process, device type and precision; under a second on a CPU, where it
-    counts one thread's CPU time so that other processes' load does not decide the answer). The answer depends on
+    median ratio (under a second on a CPU, where it counts one thread's CPU time so that other
+    processes' load does not decide the answer; once per machine and precision: the answer is
+    stored, see the module's docstring). The answer depends on
     the precision: on a CPU with native bf16, oneDNN's bf16 convolutions want channels-last far
     more than its fp32 ones do, so pass the ``bf16`` that training will use.
     """

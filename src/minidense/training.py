@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from minidense import allocator
 from minidense._checks import check_positive_int, check_state_dict_fits
 from minidense.hardware import bf16_pays, channels_last_pays, default_device
 from minidense.history import History, provenance
@@ -260,7 +261,7 @@ def _check_options(num_epochs, lr, momentum, weight_decay, schedule, precise_bn,
 def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0.0, nesterov=False,
           weight_decay=0.0, schedule=None, precise_bn=0, channels_last=None, bf16=None, compile=False,
           checkpoint=None, resume=False, plot=None, progress=None, profile=None, verbose=True,
-          eval_batch_size=None, inplace_relu=True, host_sync=False):
+          eval_batch_size=None, inplace_relu=True, host_sync=False, keep_freed_memory=None):
     """Train ``net`` with SGD and cross-entropy; evaluate on ``test_iter`` after every epoch.
 
     The defaults are d2l's recipe (plain SGD at a constant ``lr``). The weights are never
@@ -300,6 +301,10 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
         host_sync: read the loss and accuracy back to the host after every step, as d2l does
             (to measure what that costs); by default they accumulate on the device and are
             read once per epoch or plot update.
+        keep_freed_memory: while training on a CPU, malloc keeps freed memory for the next step
+            instead of the kernel mapping and zeroing it again every step
+            (:func:`minidense.allocator.keep_freed_memory`; Linux with glibc). ``None``: on for a
+            CPU device. The process holds its peak memory until ``train`` returns.
 
     Returns:
         A :class:`minidense.History`.
@@ -319,6 +324,9 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
     if channels_last is None:
         channels_last = channels_last_pays(device, bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if keep_freed_memory is None:
+        keep_freed_memory = device.type == "cpu"
+    keep_freed_memory = keep_freed_memory and allocator.can_keep_freed_memory()
     in_notebook = _in_notebook()
     plot = in_notebook if plot is None else plot
     progress = not in_notebook if progress is None else progress
@@ -334,7 +342,7 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
                     weight_decay=weight_decay, schedule=schedule, precise_bn=precise_bn,
                     channels_last=channels_last, bf16=bf16, compile=compile,
                     eval_batch_size=eval_batch_size, inplace_relu=inplace_relu, host_sync=host_sync,
-                    batch_size=getattr(train_iter, "batch_size", None),
+                    keep_freed_memory=keep_freed_memory, batch_size=getattr(train_iter, "batch_size", None),
                     num_train=getattr(train_iter, "num_examples", None),
                     num_test=getattr(test_iter, "num_examples", None))
     history, start_epoch = History(provenance=provenance(device, profile, **settings)), 0
@@ -358,6 +366,7 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
     plot_every = max(1, steps_per_epoch // 5)
 
     with contextlib.ExitStack() as levers:
+        levers.enter_context(allocator.keep_freed_memory(keep_freed_memory))
         if inplace_relu:
             levers.enter_context(inplace_relu_after_bn(net))
         for epoch in range(start_epoch, num_epochs):
