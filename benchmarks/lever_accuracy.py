@@ -1,8 +1,9 @@
 """Do the speed levers cost accuracy? Train the book's network with them on and off, several seeds.
 
 Each seed trains twice on the same images in the same order from the same initial weights: once
-with the levers the probes choose (bf16 autocast, channels-last, in-place ReLU, large eval batches)
-and once with all of them off (fp32, contiguous, d2l-sized eval batches). The recipe is a profile's
+with the levers the probes choose (bf16 autocast, channels-last, in-place ReLU, the default eval
+batches, freed memory kept) and once with all of them off (fp32, contiguous, d2l-sized eval
+batches, malloc as it comes). The recipe is a profile's
 (``cpu`` by default); ``--num-train``/``--num-test``/``--epochs`` shrink the budget when time is
 short, and the JSON records what was run.
 
@@ -44,7 +45,8 @@ def main(argv=None):
     device = torch.device("cpu")
     bf16 = bf16_pays(device)
     on = dict(bf16=bf16, channels_last=channels_last_pays(device, bf16), inplace_relu=True, eval_batch_size=None)
-    off = dict(bf16=False, channels_last=False, inplace_relu=False, eval_batch_size=p.batch_size)
+    off = dict(bf16=False, channels_last=False, inplace_relu=False, eval_batch_size=p.batch_size,
+               keep_freed_memory=False)
     runs = []
     for seed in args.seeds:
         for name, levers in (("levers on", on), ("levers off", off)):

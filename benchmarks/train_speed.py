@@ -146,19 +146,30 @@ def flops_per_image(resize):
     return counter.get_total_flops() / 2
 
 
-def matmul_peak(device, dtype, size, repeats):
-    """Best FLOP/s of a ``size`` x ``size`` matmul in ``dtype`` over ``repeats`` tries."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
+def matmul_peak(device, dtype, sizes, repeats):
+    """Best FLOP/s of square matmuls in ``dtype``, over the ``sizes`` and ``repeats`` tries of each.
+
+    Sizes go up until one product takes longer than a second (emulated bf16 runs at well under
+    1 GFLOP/s: a 4096 x 4096 product would take minutes).
+    """
+    best = 0.0
+    for size in sorted(sizes):
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
         sync(device)
         start = time.perf_counter()
         a @ b
         sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best
+        if time.perf_counter() - start > 1.0:
+            best = max(best, 2 * size ** 3 / (time.perf_counter() - start))
+            break
+        for _ in range(repeats):
+            sync(device)
+            start = time.perf_counter()
+            a @ b
+            sync(device)
+            best = max(best, 2 * size ** 3 / (time.perf_counter() - start))
+    return best
 
 
 def saved_bytes_per_image(net, X, y, bf16, device):
@@ -225,27 +236,25 @@ def minidense_step(net, optimizer, X, y, bf16, host_sync):
     return step
 
 
-def timed_rounds(groups, rounds, device):
-    """Median seconds of each step function over ``rounds`` rounds.
-
-    ``groups`` is a list of ``(context, steps)``: ``context()`` makes the context manager a group
-    runs in (the allocator setting, which is process-wide) and ``steps`` maps names to step
-    functions. Every round enters each group's context in turn, runs each of its steps once
-    untimed (the allocator then holds the memory it needs), then times them one after another.
-    """
-    times = {name: [] for _, steps in groups for name in steps}
+def timed_rounds(steps, rounds, device):
+    """Seconds of each step function: its first (warm-up) call, then the median of ``rounds``
+    calls made in turns (one of each per round). Returns ``{name: (first, median)}``."""
+    first = {}
+    for name, step in steps.items():
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        first[name] = time.perf_counter() - start
+    times = {name: [] for name in steps}
     for _ in range(rounds):
-        for context, steps in groups:
-            with context():
-                for step in steps.values():
-                    step()
-                for name, step in steps.items():
-                    sync(device)
-                    start = time.perf_counter()
-                    step()
-                    sync(device)
-                    times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+        for name, step in steps.items():
+            sync(device)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: (first[name], statistics.median(t)) for name, t in times.items()}
 
 
 def iterate_seconds(batches, device):
@@ -307,16 +316,34 @@ def run(args):
 
     # ---- hardware limit
     flops = flops_per_image(resize)
-    size = 256 if args.smoke else 2048
-    peaks = {"fp32": matmul_peak(device, torch.float32, size, 3 if args.smoke else 10)}
-    peaks["bf16"] = matmul_peak(device, torch.bfloat16, size, 3 if args.smoke else 10)
+    sizes, repeats = ((256,), 3) if args.smoke else ((512, 1024, 2048, 4096), 5)
+    peaks = {precision: matmul_peak(device, dtype, sizes, repeats)
+             for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     result["hardware"] = {"flops_per_image": flops, "matmul_flops_per_sec": peaks,
                           "limit_images_per_sec": {k: v / flops for k, v in peaks.items()}}
     print(f"one training image: {flops / 1e9:.3f} GFLOP; matmul peak fp32 {peaks['fp32'] / 1e9:.0f}, "
           f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; limit {peaks['fp32'] / flops:.0f} (fp32) / "
           f"{peaks['bf16'] / flops:.0f} (bf16) images/s")
 
-    # ---- end to end: reading the data, training, evaluating
+    # ---- the training step of one batch of the real images, already in memory
+    step_iter, _ = load_fashion_mnist(batch_size, resize, root, device, args.num_train, args.num_test, seed=args.seed)
+    first = step_iter.order(0)[:batch_size].to(device)
+    X, y = resize_batch(step_iter.images[first], resize), step_iter.labels[first]
+
+    def ours(bf16=bf16, channels_last=channels_last, inplace_relu=True, host_sync=False, compile=False):
+        torch.manual_seed(args.seed)
+        net = minidense.densenet().to(device)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        net.to(memory_format=memory_format)
+        if inplace_relu:
+            stack.enter_context(inplace_relu_after_bn(net))
+        model = torch.compile(net) if compile else net
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+        return minidense_step(model, optimizer, X.contiguous(memory_format=memory_format), y, bf16, host_sync)
+
+    # malloc's settings are process-wide and keep_freed_memory cannot give back glibc's start-up
+    # behaviour (see minidense.allocator), so everything that runs with malloc as it comes, d2l's
+    # pipeline first, runs before anything keeps freed memory
     import d2l.torch as d2l
 
     torch.manual_seed(args.seed)
@@ -330,6 +357,17 @@ def run(args):
     d2l_lines = [line for line in printed.getvalue().splitlines() if "examples/sec" in line or "test acc" in line]
     d2l_printed = float(re.search(r"([\d.]+) examples/sec", printed.getvalue()).group(1))
 
+    torch.manual_seed(args.seed)
+    d2l_net = d2l_densenet().to(device)
+    with contextlib.ExitStack() as stack:
+        as_malloc_does = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=lr), X, y),
+                          "no levers (fp32, contiguous, host sync)": ours(bf16=False, channels_last=False,
+                                                                          inplace_relu=False, host_sync=True)}
+        if keep_memory:
+            as_malloc_does["- keep freed memory"] = ours()
+        seconds = timed_rounds(as_malloc_does, args.rounds, device)
+
+    # ---- end to end: reading the data, training, evaluating
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     train_iter, test_iter = load_fashion_mnist(batch_size, resize, root, device, args.num_train, args.num_test,
@@ -349,30 +387,10 @@ def run(args):
           f"minidense {images / ours_seconds:.1f} images/s ({ours_seconds:.1f} s): "
           f"{d2l_seconds / ours_seconds:.2f}x")
 
-    # ---- training step only, and the ablation: one batch of the real images, already in memory
-    first = train_iter.order(0)[:batch_size].to(device)
-    X, y = resize_batch(train_iter.images[first], resize), train_iter.labels[first]
-
-    def ours(bf16=bf16, channels_last=channels_last, inplace_relu=True, host_sync=False, compile=False):
-        torch.manual_seed(args.seed)
-        net = minidense.densenet().to(device)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        net.to(memory_format=memory_format)
-        if inplace_relu:
-            stack.enter_context(inplace_relu_after_bn(net))
-        model = torch.compile(net) if compile else net
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        return minidense_step(model, optimizer, X.contiguous(memory_format=memory_format), y, bf16, host_sync)
-
-    torch.manual_seed(args.seed)
-    d2l_net = d2l_densenet().to(device)
+    # ---- the ablation: each lever off (or on) alone, as minidense.train runs it
     with contextlib.ExitStack() as stack:
-        as_malloc_does = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=lr), X, y),
-                          "no levers (fp32, contiguous, host sync)": ours(bf16=False, channels_last=False,
-                                                                          inplace_relu=False, host_sync=True)}
+        stack.enter_context(keep_freed_memory(keep_memory))
         kept = {"minidense, all levers (probed defaults)": ours()}
-        if keep_memory:
-            as_malloc_does["- keep freed memory"] = ours()
         if bf16:
             kept["- bf16 autocast"] = ours(bf16=False)
         if channels_last:
@@ -381,19 +399,19 @@ def run(args):
         kept["+ host sync every step"] = ours(host_sync=True)
         if args.compile:
             kept["+ torch.compile"] = ours(compile=True)
-        seconds = timed_rounds([(contextlib.nullcontext, as_malloc_does),
-                                (lambda: keep_freed_memory(keep_memory), kept)], args.rounds, device)
+        seconds.update(timed_rounds(kept, args.rounds, device))
     order = ["d2l train_ch6 step", *kept, *(name for name in as_malloc_does if name != "d2l train_ch6 step")]
     seconds = {name: seconds[name] for name in order}
     limit = result["hardware"]["limit_images_per_sec"]
-    d2l_step_rate = batch_size / seconds["d2l train_ch6 step"]
+    d2l_step_rate = batch_size / seconds["d2l train_ch6 step"][1]
     ablation = []
-    for name, s in seconds.items():
+    for name, (first_seconds, s) in seconds.items():
         rate = batch_size / s
         precision = "bf16" if (bf16 and name not in ("d2l train_ch6 step", "- bf16 autocast")
                                and not name.startswith("no levers")) else "fp32"
         ablation.append({"configuration": name, "images_per_sec": rate, "vs_d2l_step": rate / d2l_step_rate,
-                         "precision": precision, "fraction_of_limit": rate / limit[precision]})
+                         "precision": precision, "fraction_of_limit": rate / limit[precision],
+                         "first_step_seconds": first_seconds})
     ours_step = ablation[1]
     result["step"] = {"d2l": ablation[0], "minidense": ours_step, "ratio": ours_step["vs_d2l_step"]}
     result["ablation"] = ablation
@@ -437,7 +455,8 @@ def run(args):
     print("\nablation (training step, images/s):")
     for row in ablation:
         print(f"  {row['configuration']:<45} {row['images_per_sec']:8.1f}  {row['vs_d2l_step']:5.2f}x d2l  "
-              f"{row['fraction_of_limit']:5.0%} of the {row['precision']} limit")
+              f"{row['fraction_of_limit']:5.0%} of the {row['precision']} limit; first step "
+              f"{row['first_step_seconds']:.2f} s")
     print("evaluation (images/s): " + ", ".join(f"{k} {v:.1f}" for k, v in eval_seconds.items()))
     print("data alone (images/s): " + ", ".join(f"{k} {v:.1f}" for k, v in data_rates.items()))
     print(f"load average before {result['provenance']['load_average_before']}, "
