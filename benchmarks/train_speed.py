@@ -326,7 +326,8 @@ def run(args):
           f"{peaks['bf16'] / flops:.0f} (bf16) images/s")
 
     # ---- the training step of one batch of the real images, already in memory
-    step_iter, _ = load_fashion_mnist(batch_size, resize, root, device, args.num_train, args.num_test, seed=args.seed)
+    step_iter, eval_iter = load_fashion_mnist(batch_size, resize, root, device, args.num_train, args.num_test,
+                                              seed=args.seed)
     first = step_iter.order(0)[:batch_size].to(device)
     X, y = resize_batch(step_iter.images[first], resize), step_iter.labels[first]
 
@@ -340,6 +341,20 @@ def run(args):
         model = torch.compile(net) if compile else net
         optimizer = torch.optim.SGD(net.parameters(), lr=lr)
         return minidense_step(model, optimizer, X.contiguous(memory_format=memory_format), y, bf16, host_sync)
+
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    eval_net = minidense.densenet().to(device, memory_format=memory_format)
+
+    def evaluation_rates(keep, how):
+        """Images/s of evaluating the test images at the training batch and at four times it."""
+        rates = {}
+        for size in (batch_size, 4 * batch_size):
+            sync(device)
+            start = time.perf_counter()
+            evaluate_accuracy(eval_net, eval_iter, device, bf16, memory_format, size, keep_freed_memory=keep)
+            sync(device)
+            rates[f"eval, batch {size}, {how}"] = args.num_test / (time.perf_counter() - start)
+        return rates
 
     # malloc's settings are process-wide and keep_freed_memory cannot give back glibc's start-up
     # behaviour (see minidense.allocator), so everything that runs with malloc as it comes, d2l's
@@ -366,6 +381,8 @@ def run(args):
         if keep_memory:
             as_malloc_does["- keep freed memory"] = ours()
         seconds = timed_rounds(as_malloc_does, args.rounds, device)
+    evaluate_accuracy(eval_net, eval_iter, device, bf16, memory_format, keep_freed_memory=False)  # warm-up
+    eval_seconds = evaluation_rates(False, "malloc as it comes") if keep_memory else {}
 
     # ---- end to end: reading the data, training, evaluating
     torch.manual_seed(args.seed)
@@ -416,17 +433,8 @@ def run(args):
     result["step"] = {"d2l": ablation[0], "minidense": ours_step, "ratio": ours_step["vs_d2l_step"]}
     result["ablation"] = ablation
 
-    # ---- evaluation: batch size under inference_mode; data: reading one epoch alone
-    net = minidense.densenet().to(device, memory_format=torch.channels_last if channels_last else
-                                  torch.contiguous_format)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    eval_seconds = {}
-    for name, size_ in (("eval, training batch", batch_size), (f"eval, batch {4 * batch_size}", 4 * batch_size)):
-        sync(device)
-        start = time.perf_counter()
-        evaluate_accuracy(net, test_iter, device, bf16, memory_format, size_)
-        sync(device)
-        eval_seconds[name] = args.num_test / (time.perf_counter() - start)
+    # ---- evaluation at the training batch and four times it, with freed memory kept
+    eval_seconds.update(evaluation_rates(keep_memory, "memory kept" if keep_memory else "malloc as it comes"))
     d2l_loader, _ = d2l_loaders(batch_size, resize, root, args.num_train, args.num_test)
     data_rates = {"d2l DataLoader (PIL Resize + ToTensor, 4 workers)":
                   args.num_train / iterate_seconds(d2l_loader, device),

@@ -71,7 +71,8 @@ def test_layer_table_leaves_the_network_as_it_was():
 
 
 def test_layer_table_of_an_inline_sequential():
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(8 * 4 * 4, 5))
     table = layer_table(net, (2, 3, 8, 8))
     assert list(table["output shape"]) == [(2, 8, 8, 8), (2, 8, 8, 8), (2, 8, 4, 4), (2, 128), (2, 5), (2, 5)]
     assert list(table["parameters"]) == [224, 0, 0, 0, 645, 869]

@@ -156,11 +156,12 @@ def test_bf16_stays_within_a_few_hundredths_of_fp32(small_data):
     assert abs(bf16["test_acc"] - fp32["test_acc"]) < 0.05
 
 
-def test_eval_batching_gives_identical_accuracy(tiny_data):
+def test_eval_batching_and_kept_memory_give_identical_accuracy(tiny_data):
     train_iter, test_iter = tiny_data
     net = tiny_densenet()
     expected = minidense.evaluate_accuracy(net, test_iter, "cpu")
     assert minidense.evaluate_accuracy(net, test_iter, "cpu", batch_size=256) == expected
+    assert minidense.evaluate_accuracy(net, test_iter, "cpu", keep_freed_memory=False) == expected
     assert minidense.evaluate_accuracy(net, test_iter, "cpu", batch_size=100) == expected
     assert minidense.evaluate_accuracy(net, list(test_iter), "cpu", batch_size=100) == expected
 
@@ -253,6 +254,9 @@ def test_benchmark_smoke_runs(data_root, tmp_path):
 
     result = json.loads(out.read_text())
     assert result["end_to_end"]["ratio"] > 0 and result["step"]["ratio"] > 0
-    assert {row["configuration"] for row in result["ablation"]} >= {"d2l train_ch6 step",
-                                                                   "minidense, all levers (probed defaults)"}
+    configurations = {row["configuration"] for row in result["ablation"]}
+    assert configurations >= {"d2l train_ch6 step", "minidense, all levers (probed defaults)"}
+    assert ("- keep freed memory" in configurations) == allocator.can_keep_freed_memory()
+    assert all(row["first_step_seconds"] > 0 and row["images_per_sec"] > 0 for row in result["ablation"])
     assert result["hardware"]["flops_per_image"] > 0
+    assert result["provenance"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()

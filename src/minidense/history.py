@@ -88,7 +88,10 @@ class History:
         return images / seconds if seconds else float("nan")
 
     def summary(self):
-        """The d2l-style closing line: ``loss 0.154, train acc 0.943, test acc 0.880, 5506.9 examples/sec on cuda:0``."""
+        """The d2l-style closing line.
+
+        For example ``loss 0.154, train acc 0.943, test acc 0.880, 5506.9 examples/sec on cuda:0``.
+        """
         last = self.last
         return (f"loss {last['train_loss']:.3f}, train acc {last['train_acc']:.3f}, "
                 f"test acc {last['test_acc']:.3f}, {self.examples_per_sec:.1f} examples/sec "

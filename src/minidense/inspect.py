@@ -68,7 +68,8 @@ def layer_table(net, input_shape, depth=1):
         raise ValueError(f"layer_table expects a torch.nn.Module, got {type(net).__name__}")
     if (not isinstance(input_shape, (tuple, list, torch.Size)) or not input_shape
             or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in input_shape)):
-        raise ValueError(f"input_shape must be a tuple of positive integers such as (1, 1, 96, 96), got {input_shape!r}")
+        raise ValueError(f"input_shape must be a tuple of positive integers such as (1, 1, 96, 96), "
+                         f"got {input_shape!r}")
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
 

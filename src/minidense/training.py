@@ -43,9 +43,10 @@ def default_eval_batch_size(batch_size, device="cpu"):
 
     On a GPU four times as large, at most 1,024: under ``torch.inference_mode`` no activation is
     kept for a backward pass, and fewer, larger batches pay less per-batch overhead (Python,
-    kernel launches). On a CPU the training batch itself: there the larger batch was slower,
-    since its activations no longer fit the caches (``benchmarks/train_speed.py`` on a 2-core
-    EPYC with native bf16: 1,722 images/s at batch 128 against 709 at batch 512).
+    kernel launches). On a CPU the training batch itself. There, with freed memory kept
+    (:func:`minidense.allocator.keep_freed_memory`), batches of 128 to 512 evaluated equally fast
+    (1,711 to 1,795 images/s, bf16, 2-core EPYC); with malloc as it comes the larger batch was
+    slower (635 against 853 images/s), as more of its tensors are faulted in afresh every batch.
     """
     check_positive_int("batch_size", batch_size)
     if torch.device(device).type == "cuda":
@@ -104,13 +105,21 @@ def inplace_relu_after_bn(net):
             layer.inplace = False
 
 
+def _keeping_freed_memory(device, keep_freed_memory):
+    """The allocator lever as a context: ``None`` keeps freed memory on a CPU device."""
+    if keep_freed_memory is None:
+        keep_freed_memory = device.type == "cpu"
+    return allocator.keep_freed_memory(keep_freed_memory)
+
+
 def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=torch.contiguous_format,
-                      batch_size=None):
+                      batch_size=None, keep_freed_memory=None):
     """Fraction of correctly classified examples, in eval mode under ``torch.inference_mode``.
 
     Counts accumulate on the device and are read once at the end. With ``batch_size`` the
     examples are re-cut into batches of that size first (see :func:`rebatch`); the accuracy is
-    the same, only the number of batches changes.
+    the same, only the number of batches changes. ``keep_freed_memory`` as in :func:`train`
+    (default: on for a CPU device).
     """
     if batch_size is not None:
         data_iter = rebatch(data_iter, batch_size)
@@ -118,7 +127,7 @@ def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=tor
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
-    with torch.inference_mode(), _autocast(device, bf16):
+    with _keeping_freed_memory(device, keep_freed_memory), torch.inference_mode(), _autocast(device, bf16):
         for X, y in data_iter:
             X, y = _to_device(X, y, device, memory_format)
             correct += (net(X).argmax(dim=1) == y).sum()
@@ -126,7 +135,7 @@ def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=tor
     return correct.item() / total
 
 
-def predict(net, data_iter, device=None, bf16=False):
+def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None):
     """The true and the predicted class of every example, in eval mode under ``torch.inference_mode``.
 
     Args:
@@ -134,6 +143,7 @@ def predict(net, data_iter, device=None, bf16=False):
         data_iter: an iterable of ``(X, y)`` batches.
         device: where to run ``net``; default where its parameters are.
         bf16: bf16 autocast, as :func:`train` evaluated (its history's provenance says which).
+        keep_freed_memory: as in :func:`train` (default: on for a CPU device).
 
     Returns:
         ``(y_true, y_pred)``: two int64 ``(num_examples,)`` tensors on the CPU, in the order of
@@ -142,7 +152,7 @@ def predict(net, data_iter, device=None, bf16=False):
     device = torch.device(device) if device is not None else next(net.parameters()).device
     net.eval()
     y_true, y_pred = [], []
-    with torch.inference_mode(), _autocast(device, bf16):
+    with _keeping_freed_memory(device, keep_freed_memory), torch.inference_mode(), _autocast(device, bf16):
         for X, y in data_iter:
             y_pred.append(net(X.to(device)).argmax(dim=1).cpu())
             y_true.append(y.cpu())
@@ -324,9 +334,8 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
     if channels_last is None:
         channels_last = channels_last_pays(device, bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if keep_freed_memory is None:
-        keep_freed_memory = device.type == "cpu"
-    keep_freed_memory = keep_freed_memory and allocator.can_keep_freed_memory()
+    keep_freed_memory = (device.type == "cpu" if keep_freed_memory is None else keep_freed_memory) \
+        and allocator.can_keep_freed_memory()
     in_notebook = _in_notebook()
     plot = in_notebook if plot is None else plot
     progress = not in_notebook if progress is None else progress
@@ -366,7 +375,7 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
     plot_every = max(1, steps_per_epoch // 5)
 
     with contextlib.ExitStack() as levers:
-        levers.enter_context(allocator.keep_freed_memory(keep_freed_memory))
+        levers.enter_context(_keeping_freed_memory(device, keep_freed_memory))
         if inplace_relu:
             levers.enter_context(inplace_relu_after_bn(net))
         for epoch in range(start_epoch, num_epochs):
@@ -406,7 +415,8 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
                 if hasattr(train_iter, "set_epoch"):
                     train_iter.set_epoch(epoch)
                 recompute_bn_statistics(model, train_iter, precise_bn, device, bf16, memory_format)
-            test_acc = evaluate_accuracy(model, test_iter, device, bf16, memory_format, eval_batch_size)
+            test_acc = evaluate_accuracy(model, test_iter, device, bf16, memory_format, eval_batch_size,
+                                         keep_freed_memory)
             record = dict(epoch=epoch + 1, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
                           test_acc=test_acc, examples_per_sec=n / seconds, seconds=seconds)
             history.append(**record)
