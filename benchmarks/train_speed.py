@@ -27,6 +27,7 @@ Usage::
 import argparse
 import contextlib
 import datetime
+import functools
 import io
 import json
 import os
@@ -346,15 +347,14 @@ def run(args):
     eval_net = minidense.densenet().to(device, memory_format=memory_format)
 
     def evaluation_rates(keep, how):
-        """Images/s of evaluating the test images at the training batch and at four times it."""
-        rates = {}
-        for size in (batch_size, 4 * batch_size):
-            sync(device)
-            start = time.perf_counter()
-            evaluate_accuracy(eval_net, eval_iter, device, bf16, memory_format, size, keep_freed_memory=keep)
-            sync(device)
-            rates[f"eval, batch {size}, {how}"] = args.num_test / (time.perf_counter() - start)
-        return rates
+        """Images/s of evaluating the test images at the training batch and at four times it
+        (after a warm-up of each, the median of ``args.rounds`` passes taken in turns)."""
+        sizes = (batch_size, 4 * batch_size)
+        passes = {size: functools.partial(evaluate_accuracy, eval_net, eval_iter, device, bf16, memory_format,
+                                          size, keep_freed_memory=keep) for size in sizes}
+        seconds = timed_rounds(passes, args.rounds, device)
+        return {f"eval, batch {size}" + (f", {how}" if how else ""): args.num_test / seconds[size][1]
+                for size in sizes}
 
     # malloc's settings are process-wide and keep_freed_memory cannot give back glibc's start-up
     # behaviour (see minidense.allocator), so everything that runs with malloc as it comes, d2l's
@@ -381,7 +381,6 @@ def run(args):
         if keep_memory:
             as_malloc_does["- keep freed memory"] = ours()
         seconds = timed_rounds(as_malloc_does, args.rounds, device)
-    evaluate_accuracy(eval_net, eval_iter, device, bf16, memory_format, keep_freed_memory=False)  # warm-up
     eval_seconds = evaluation_rates(False, "malloc as it comes") if keep_memory else {}
 
     # ---- end to end: reading the data, training, evaluating
@@ -434,7 +433,7 @@ def run(args):
     result["ablation"] = ablation
 
     # ---- evaluation at the training batch and four times it, with freed memory kept
-    eval_seconds.update(evaluation_rates(keep_memory, "memory kept" if keep_memory else "malloc as it comes"))
+    eval_seconds.update(evaluation_rates(keep_memory, "memory kept" if keep_memory else ""))
     d2l_loader, _ = d2l_loaders(batch_size, resize, root, args.num_train, args.num_test)
     data_rates = {"d2l DataLoader (PIL Resize + ToTensor, 4 workers)":
                   args.num_train / iterate_seconds(d2l_loader, device),

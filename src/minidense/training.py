@@ -43,10 +43,9 @@ def default_eval_batch_size(batch_size, device="cpu"):
 
     On a GPU four times as large, at most 1,024: under ``torch.inference_mode`` no activation is
     kept for a backward pass, and fewer, larger batches pay less per-batch overhead (Python,
-    kernel launches). On a CPU the training batch itself. There, with freed memory kept
-    (:func:`minidense.allocator.keep_freed_memory`), batches of 128 to 512 evaluated equally fast
-    (1,711 to 1,795 images/s, bf16, 2-core EPYC); with malloc as it comes the larger batch was
-    slower (635 against 853 images/s), as more of its tensors are faulted in afresh every batch.
+    kernel launches). On a CPU the training batch itself: there four times it was never faster,
+    and with malloc as it comes it was up to 2.6 times slower, as more of its tensors are faulted
+    in afresh every batch (``benchmarks/train_speed.py``, its evaluation line, on a 2-core EPYC).
     """
     check_positive_int("batch_size", batch_size)
     if torch.device(device).type == "cuda":
