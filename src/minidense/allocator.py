@@ -5,7 +5,7 @@ serves a large block (above its mmap threshold, at most 32 MiB) with fresh pages
 and unmaps them on free, and it hands the top of its heap back once more than its trim threshold
 is free. Every step the kernel then maps and zeroes the same memory again: a page fault per 4 KiB,
 counted as system time. For the book's network at batch 128 on a 2-core EPYC, keeping the memory
-made a training step 1.46x as fast in fp32 (AVX2 instructions only) and 1.19x in bf16
+made a training step 1.56x as fast in fp32 (AVX2 instructions only) and 1.15x in bf16
 (``benchmarks/train_speed.py``, the row "- keep freed memory" of ``book/results/speed-cpu-*.json``).
 
 Inside :func:`keep_freed_memory` malloc serves every size from its heap and keeps what is freed, so
