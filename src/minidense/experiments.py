@@ -177,11 +177,12 @@ class FashionMNISTRun:
     def defaults(self):
         """The settings every run starts from: the profile's, and the speed levers probed once."""
         p = self.profile
+        bf16 = bf16_pays(self.device)
         return dict(transition_pool="avg", growth_rate=32, convs_per_block=(4, 4, 4, 4),
                     num_epochs=p.num_epochs, lr=p.lr, batch_size=p.batch_size, num_train=p.num_train,
                     num_test=p.num_test, resize=p.resize, schedule=p.schedule, momentum=p.momentum,
                     nesterov=p.nesterov, weight_decay=p.weight_decay, precise_bn=p.precise_bn,
-                    bf16=bf16_pays(self.device), channels_last=channels_last_pays(self.device))
+                    bf16=bf16, channels_last=channels_last_pays(self.device, bf16))
 
     def resolve(self, settings):
         """``settings`` on top of :meth:`defaults`; an unknown key is a ``ValueError``."""
