@@ -11,8 +11,7 @@ from conftest import tiny_densenet  # noqa: E402
 
 import minidense  # noqa: E402
 from minidense import plot  # noqa: E402
-from minidense.history import History, load_histories, save_histories  # noqa: E402
-from minidense.recipes import SHORT_BUDGET_RECIPES, compare_recipes  # noqa: E402
+from minidense.history import History  # noqa: E402
 from minidense.training import confusion_counts, predict  # noqa: E402
 
 
@@ -101,36 +100,3 @@ def test_histories_draws_one_line_per_run_in_each_panel():
     assert list(axes[1].lines[1].get_ydata()) == [0.6, 0.8, 0.9]
     with pytest.raises(ValueError, match="unknown metric"):
         plot.histories(runs, metrics=("test_loss",))
-
-
-def test_save_and_load_histories_round_trip(tmp_path):
-    runs = {"a": _history([0.5, 0.7]), "b": _history([0.6])}
-    path = save_histories(tmp_path / "runs.json", runs, profile="cpu", seed=0)
-    loaded, provenance = load_histories(path)
-    assert list(loaded) == ["a", "b"]
-    assert loaded["a"].records == runs["a"].records
-    assert provenance["profile"] == "cpu" and provenance["seed"] == 0 and "date" in provenance
-    (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(ValueError, match="not a minidense file of several runs"):
-        load_histories(tmp_path / "bad.json")
-
-
-def test_short_budget_recipes_are_valid_train_options():
-    assert list(SHORT_BUDGET_RECIPES)[0] == "d2l: constant lr 0.1"
-    assert SHORT_BUDGET_RECIPES["d2l: constant lr 0.1"] == {"lr": 0.1}
-    assert SHORT_BUDGET_RECIPES["d2l + precise BN + one-cycle"] == dict(lr=0.1, schedule="onecycle", precise_bn=20)
-    for options in SHORT_BUDGET_RECIPES.values():  # d2l's plain SGD underneath every variant
-        assert "momentum" not in options and "weight_decay" not in options
-
-
-@pytest.mark.slow  # trains the book's network three times (seconds, plus first-call warm-up)
-def test_compare_recipes_starts_every_recipe_from_the_same_weights(data_root):
-    recipes = {"plain": dict(lr=0.1), "plain again": dict(lr=0.1), "one-cycle": dict(lr=0.1, schedule="onecycle")}
-    runs = compare_recipes(recipes, num_epochs=1, batch_size=16, num_train=32, num_test=20, resize=32,
-                           root=data_root, device="cpu")
-    assert list(runs) == list(recipes)
-    assert runs["plain"].last["train_loss"] == runs["plain again"].last["train_loss"]
-    assert runs["one-cycle"].provenance["recipe"] == "one-cycle"
-    assert runs["one-cycle"].provenance["schedule"] == "onecycle"
-    with pytest.raises(ValueError, match="needs an 'lr'"):
-        compare_recipes({"no lr": {}}, 1, 32, 64, 32, root=data_root)

@@ -12,7 +12,7 @@ import torch
 
 from minidense.hardware import device_name
 
-__all__ = ["History", "provenance", "save_histories", "load_histories"]
+__all__ = ["History", "provenance"]
 
 FIELDS = ("epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds")
 
@@ -125,26 +125,3 @@ class History:
             return cls.from_dict(data)
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise ValueError(f"{path} is not a minidense History JSON file ({error})") from error
-
-
-def save_histories(path, runs, **settings):
-    """Write several runs to one JSON file: ``{"provenance": ..., "runs": {label: History.to_dict()}}``.
-
-    The file's own provenance (command, git commit, date, plus ``settings``) says how the set was
-    made; each run keeps its own. Returns the path.
-    """
-    first = next(iter(runs.values()), None)
-    device = first.provenance.get("device", "cpu") if first is not None else "cpu"
-    return write_json(path, {"provenance": provenance(device, **settings),
-                             "runs": {label: history.to_dict() for label, history in runs.items()}})
-
-
-def load_histories(path):
-    """Read a file written by :func:`save_histories`: ``(runs, provenance)``, runs as ``{label: History}``."""
-    try:
-        data = json.loads(Path(path).read_text())
-        runs = {label: History.from_dict(run) for label, run in data["runs"].items()}
-        return runs, dict(data["provenance"])
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{path} is not a minidense file of several runs ({error})") from error
-
