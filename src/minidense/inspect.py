@@ -1,14 +1,15 @@
-"""Look inside a network: its parameter count and a layer-by-layer table of shapes and parameters.
+"""Look inside a network: its parameter count, the shape after each stage, a layer-by-layer table.
 
 Imported as ``minidense.inspect``; it does not replace Python's own ``inspect`` module.
 """
 
 import numbers
+from collections import OrderedDict
 
 import torch
 from torch import nn
 
-__all__ = ["count_parameters", "layer_table"]
+__all__ = ["count_parameters", "output_shapes", "layer_table"]
 
 
 def count_parameters(module):
@@ -44,6 +45,40 @@ def _shape(output):
     return type(output).__name__
 
 
+def _run_recording_shapes(net, X, layers):
+    """``net(X)`` in evaluation mode without gradients, recording each of ``layers``' output shape.
+
+    ``layers`` is an iterable of ``(name, module)``; the shapes come back in the order the layers
+    ran (a layer called more than once keeps the shape of its last call), with ``net``'s output.
+    BN statistics and the training flag are left as they were.
+    """
+    shapes = OrderedDict()
+    hooks = [layer.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, _shape(out)))
+             for name, layer in layers]
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            output = net(X)
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return shapes, output
+
+
+def output_shapes(module, X):
+    """Run ``X`` through ``module`` and record the output shape of each of its direct children.
+
+    Pass ``X`` on the ``meta`` device (and build ``module`` under ``torch.device("meta")``) to get the
+    shapes without computing a single number, however big the network and the input.
+
+    Returns:
+        An ``OrderedDict`` from child name to output shape (a tuple), in the order they ran.
+    """
+    return _run_recording_shapes(module, X, module.named_children())[0]
+
+
 def layer_table(net, input_shape, depth=1):
     """Output shape and parameter count of every layer of ``net`` for one input of ``input_shape``.
 
@@ -73,20 +108,10 @@ def layer_table(net, input_shape, depth=1):
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
         raise ValueError(f"depth must be a positive integer, got {depth!r}")
 
-    shapes = {}
-    hooks = [layer.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, _shape(out)))
-             for name, layer in net.named_modules(remove_duplicate=False) if name]
     parameter = next(net.parameters(), None)
     X = torch.zeros(tuple(input_shape), device=parameter.device if parameter is not None else None)
-    was_training = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            output = net(X)
-    finally:
-        net.train(was_training)
-        for hook in hooks:
-            hook.remove()
+    shapes, output = _run_recording_shapes(
+        net, X, ((name, layer) for name, layer in net.named_modules(remove_duplicate=False) if name))
 
     rows = list(_rows(net, "", depth, shapes))
     records = [{"name": name, "type": type(layer).__name__, "output shape": shapes.get(name, "not called"),
