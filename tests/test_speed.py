@@ -98,10 +98,11 @@ def test_keep_freed_memory_stops_the_page_faults_of_reallocating_a_block():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     report = json.loads(subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], check=True, env=env,
                                        capture_output=True, text=True, timeout=120).stdout)
-    pages = report["pages"]
-    assert report["default"] >= 4 * pages  # every page of every buffer is faulted in again
+    # by default every page of every buffer is faulted in again: 4 x 16,384 pages of 4 KiB, or one
+    # fault per 2 MiB where transparent huge pages are always on
+    assert report["default"] >= 4 * report["pages"] // 512
     assert report["kept"]
-    assert report["kept_after_inner_exit"] < pages // 10  # the heap keeps the block; nesting is fine
+    assert report["kept_after_inner_exit"] * 10 < report["default"]  # the heap keeps the block; nesting is fine
     assert report["resident_inside"] - report["resident_after"] >= 32 * 2**20  # handed back on exit
 
 
