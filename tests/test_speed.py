@@ -115,6 +115,24 @@ def test_keep_freed_memory_can_be_off_and_is_off_without_glibc(monkeypatch):
         assert kept is False
 
 
+def test_keep_freed_memory_is_off_where_glibc_refuses_a_setting(monkeypatch):
+    calls = []
+
+    class RefusingLibc:
+        def mallopt(self, parameter, value):
+            calls.append(parameter.value)
+            return 0  # glibc's answer to a value it does not accept
+
+        def malloc_trim(self, pad):
+            raise AssertionError("nothing was kept, so nothing is trimmed")
+
+    monkeypatch.setattr(allocator, "_glibc", RefusingLibc)
+    with allocator.keep_freed_memory() as kept:
+        assert kept is False
+    assert len(calls) == len(allocator._KEEP) + len(allocator._RESTORE)  # tried, then put back
+    assert allocator._depth == 0
+
+
 def test_network_slice_is_stem_block1_transition1():
     # 96 -> 48 (7x7 conv, stride 2) -> 24 (max pool); 64 + 4 x 32 = 192 channels, halved to 96; 24 -> 12
     assert network_slice()(torch.zeros(2, 1, 96, 96)).shape == (2, 96, 12, 12)

@@ -44,17 +44,18 @@ def can_keep_freed_memory():
 
 
 def _set(libc, settings):
-    for parameter, value in settings.items():
-        if libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) != 1:
-            raise OSError(f"mallopt({parameter}, {value}) failed")
+    """Apply every one of ``settings`` with ``mallopt``; whether all of them were accepted."""
+    return all([libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) == 1
+                for parameter, value in settings.items()])
 
 
 @contextlib.contextmanager
 def keep_freed_memory(enabled=True):
     """Within the block, glibc's malloc keeps freed memory for reuse instead of returning it.
 
-    Yields whether it is in effect: ``False`` with ``enabled=False`` or where the C library is
-    not glibc (macOS, Windows, musl). Nested blocks are fine; the outermost one restores
+    Yields whether it is in effect: ``False`` with ``enabled=False``, where the C library is
+    not glibc (macOS, Windows, musl), or where glibc refuses a setting (then nothing is
+    changed, as far as glibc allows). Nested blocks are fine; the outermost one restores
     malloc's limits on exit and hands the memory kept back to the kernel (``malloc_trim``).
     Numbers computed inside are unchanged: only where the memory comes from changes.
     """
@@ -63,8 +64,10 @@ def keep_freed_memory(enabled=True):
     if libc is None:
         yield False
         return
-    if _depth == 0:
-        _set(libc, _KEEP)
+    if _depth == 0 and not _set(libc, _KEEP):
+        _set(libc, _RESTORE)
+        yield False
+        return
     _depth += 1
     try:
         yield True
