@@ -147,6 +147,15 @@ def flops_per_image(resize):
     return counter.get_total_flops() / 2
 
 
+def seconds_of(fn, device):
+    """Wall seconds of one call of ``fn`` (with the device synchronised before and after)."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
 def matmul_peak(device, dtype, sizes, repeats):
     """Best FLOP/s of square matmuls in ``dtype``, over the ``sizes`` and ``repeats`` tries of each.
 
@@ -157,19 +166,11 @@ def matmul_peak(device, dtype, sizes, repeats):
     for size in sorted(sizes):
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        if time.perf_counter() - start > 1.0:
-            best = max(best, 2 * size ** 3 / (time.perf_counter() - start))
-            break
+        first = seconds_of(lambda: a @ b, device)  # a warm-up, unless it is already too slow to repeat
+        if first > 1.0:
+            return max(best, 2 * size ** 3 / first)
         for _ in range(repeats):
-            sync(device)
-            start = time.perf_counter()
-            a @ b
-            sync(device)
-            best = max(best, 2 * size ** 3 / (time.perf_counter() - start))
+            best = max(best, 2 * size ** 3 / seconds_of(lambda: a @ b, device))
     return best
 
 
@@ -240,31 +241,20 @@ def minidense_step(net, optimizer, X, y, bf16, host_sync):
 def timed_rounds(steps, rounds, device):
     """Seconds of each step function: its first (warm-up) call, then the median of ``rounds``
     calls made in turns (one of each per round). Returns ``{name: (first, median)}``."""
-    first = {}
-    for name, step in steps.items():
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        first[name] = time.perf_counter() - start
+    first = {name: seconds_of(step, device) for name, step in steps.items()}
     times = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            sync(device)
-            start = time.perf_counter()
-            step()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(seconds_of(step, device))
     return {name: (first[name], statistics.median(t)) for name, t in times.items()}
 
 
 def iterate_seconds(batches, device):
-    sync(device)
-    start = time.perf_counter()
-    for X, y in batches:
-        X.to(device), y.to(device)
-    sync(device)
-    return time.perf_counter() - start
+    """Seconds of reading every batch of ``batches`` onto ``device``."""
+    def read_all():
+        for X, y in batches:
+            X.to(device), y.to(device)
+    return seconds_of(read_all, device)
 
 
 def cpu_flags():
@@ -349,12 +339,12 @@ def run(args):
     def evaluation_rates(keep, how):
         """Images/s of evaluating the test images at the training batch and at four times it
         (after a warm-up of each, the median of ``args.rounds`` passes taken in turns)."""
-        sizes = (batch_size, 4 * batch_size)
+        eval_batch_sizes = (batch_size, 4 * batch_size)
         passes = {size: functools.partial(evaluate_accuracy, eval_net, eval_iter, device, bf16, memory_format,
-                                          size, keep_freed_memory=keep) for size in sizes}
+                                          size, keep_freed_memory=keep) for size in eval_batch_sizes}
         seconds = timed_rounds(passes, args.rounds, device)
         return {f"eval, batch {size}" + (f", {how}" if how else ""): args.num_test / seconds[size][1]
-                for size in sizes}
+                for size in eval_batch_sizes}
 
     # malloc's settings are process-wide and keep_freed_memory cannot give back glibc's start-up
     # behaviour (see minidense.allocator), so everything that runs with malloc as it comes, d2l's

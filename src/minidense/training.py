@@ -104,11 +104,11 @@ def inplace_relu_after_bn(net):
             layer.inplace = False
 
 
-def _keeping_freed_memory(device, keep_freed_memory):
-    """The allocator lever as a context: ``None`` keeps freed memory on a CPU device."""
+def _keeps_freed_memory(device, keep_freed_memory):
+    """Whether the allocator lever is in effect: ``None`` means on a CPU device; only with glibc."""
     if keep_freed_memory is None:
         keep_freed_memory = device.type == "cpu"
-    return allocator.keep_freed_memory(keep_freed_memory)
+    return bool(keep_freed_memory) and allocator.can_keep_freed_memory()
 
 
 def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=torch.contiguous_format,
@@ -126,7 +126,8 @@ def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=tor
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
-    with _keeping_freed_memory(device, keep_freed_memory), torch.inference_mode(), _autocast(device, bf16):
+    with allocator.keep_freed_memory(_keeps_freed_memory(device, keep_freed_memory)), torch.inference_mode(), \
+            _autocast(device, bf16):
         for X, y in data_iter:
             X, y = _to_device(X, y, device, memory_format)
             correct += (net(X).argmax(dim=1) == y).sum()
@@ -151,7 +152,8 @@ def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None):
     device = torch.device(device) if device is not None else next(net.parameters()).device
     net.eval()
     y_true, y_pred = [], []
-    with _keeping_freed_memory(device, keep_freed_memory), torch.inference_mode(), _autocast(device, bf16):
+    with allocator.keep_freed_memory(_keeps_freed_memory(device, keep_freed_memory)), torch.inference_mode(), \
+            _autocast(device, bf16):
         for X, y in data_iter:
             y_pred.append(net(X.to(device)).argmax(dim=1).cpu())
             y_true.append(y.cpu())
@@ -333,8 +335,7 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
     if channels_last is None:
         channels_last = channels_last_pays(device, bf16)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    keep_freed_memory = (device.type == "cpu" if keep_freed_memory is None else keep_freed_memory) \
-        and allocator.can_keep_freed_memory()
+    keep_freed_memory = _keeps_freed_memory(device, keep_freed_memory)
     in_notebook = _in_notebook()
     plot = in_notebook if plot is None else plot
     progress = not in_notebook if progress is None else progress
@@ -374,7 +375,7 @@ def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0
     plot_every = max(1, steps_per_epoch // 5)
 
     with contextlib.ExitStack() as levers:
-        levers.enter_context(_keeping_freed_memory(device, keep_freed_memory))
+        levers.enter_context(allocator.keep_freed_memory(keep_freed_memory))
         if inplace_relu:
             levers.enter_context(inplace_relu_after_bn(net))
         for epoch in range(start_epoch, num_epochs):
