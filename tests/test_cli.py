@@ -11,7 +11,14 @@ from minidense.__main__ import main
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "--epochs: must be positive, got 0"),
-    (["train", "--lr", "fast"], "--lr: expected a float, got 'fast'"),
+    (["train", "--lr", "fast"], "--lr: expected a number, got 'fast'"),
+    (["train", "--lr", "0"], "lr must be in (0, inf), got 0.0"),
+    (["train", "--recipe", "fast"], "--recipe: invalid choice: 'fast'"),
+    (["train", "--translate", "9"], "translate must be at most 8 pixels"),
+    (["train", "--label-smoothing", "1"], "label_smoothing must be in [0, 1)"),
+    (["train", "--ema-decay", "1.5"], "ema_decay must be in (0, 1)"),
+    (["train", "--nesterov", "--momentum", "0"], "nesterov=True needs momentum > 0"),
+    (["train", "--out", "x.pt", "--checkpoint", "x.pt"], "--out and --checkpoint are the same file"),
     (["train", "--batch-size", "-4"], "--batch-size: must be positive, got -4"),
     (["train", "--pool", "min"], "--pool: invalid choice: 'min'"),
     (["train", "--profile", "huge"], "--profile: invalid choice: 'huge'"),

@@ -18,11 +18,12 @@ def test_the_three_profiles_of_the_design():
 
 
 def test_full_keeps_the_d2l_recipe_and_short_budgets_anneal():
-    assert minidense.profile("full").train_options()["schedule"] is None
-    assert minidense.profile("full").train_options()["precise_bn"] == 0
+    full = minidense.recipe(minidense.profile("full").recipe)
+    assert full == minidense.Recipe() and full.schedule is None and full.precise_bn == 0
     for name in ("cpu", "smoke"):
-        options = minidense.profile(name).train_options()
-        assert options["schedule"] == "onecycle" and options["precise_bn"] > 0
+        recipe = minidense.recipe(minidense.profile(name).recipe)
+        assert recipe.schedule == "onecycle" and recipe.precise_bn > 0
+        assert minidense.profile(name).lr == recipe.lr == 0.05
 
 
 def test_name_from_argument_then_environment_then_device(monkeypatch):

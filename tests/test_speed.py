@@ -12,10 +12,16 @@ from torch.nn import functional as F
 import minidense
 from minidense import allocator, hardware
 from minidense.hardware import bf16_pays, channels_last_pays, forget_probes, network_slice
+from minidense.options import Levers
 from minidense.training import default_eval_batch_size, inplace_relu_after_bn, rebatch
 from conftest import ROOT, tiny_densenet
 
-FAST = dict(plot=False, progress=False, verbose=False, inplace_relu=False)
+FAST = dict(progress=False, verbose=False)
+
+
+def levers(**changes):
+    """The levers of these tests: fp32, NCHW, no in-place ReLU, unless changed."""
+    return Levers(bf16=False, channels_last=False, inplace_relu=False).replace(**changes)
 
 
 @pytest.fixture
@@ -141,8 +147,8 @@ def test_network_slice_is_stem_block1_transition1():
 @pytest.mark.slow  # trains twice: seconds on an idle machine, more under load
 def test_channels_last_gives_the_same_loss_curve(small_data):
     train_iter, test_iter = small_data
-    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.02, "cpu", bf16=False,
-                            channels_last=channels_last, **FAST).to_frame() for channels_last in (False, True)]
+    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.02, "cpu",
+                            levers=levers(channels_last=channels_last), **FAST).to_frame() for channels_last in (False, True)]
     # the same sums in another order: fp32 rounding differs in the last digits, and each step carries
     # it on (over a second epoch it grows to a few tenths of a percent), so one epoch of eight steps
     torch.testing.assert_close(torch.tensor(runs[1]["train_loss"].to_numpy()),
@@ -166,8 +172,8 @@ def test_channels_last_step_gives_the_same_loss_and_gradients():
 @pytest.mark.slow  # trains twice: seconds on an idle machine, more under load
 def test_bf16_stays_within_a_few_hundredths_of_fp32(small_data):
     train_iter, test_iter = small_data
-    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", bf16=bf16,
-                            channels_last=False, **FAST).last for bf16 in (False, True)]
+    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", levers=levers(bf16=bf16),
+                            **FAST).last for bf16 in (False, True)]
     fp32, bf16 = runs
     # bf16 keeps 8 bits of mantissa (2 to 3 significant digits): after 8 steps the curves part a little
     assert abs(bf16["train_loss"] - fp32["train_loss"]) < 0.05
@@ -233,8 +239,8 @@ def test_inplace_relu_gives_identical_outputs_and_gradients_and_is_undone():
 @pytest.mark.parametrize("lever", ["host_sync", "keep_freed_memory"])
 def test_lever_changes_nothing_but_speed(small_data, lever):
     train_iter, test_iter = small_data
-    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", bf16=False,
-                            channels_last=False, **{lever: on}, **FAST) for on in (False, True)]
+    runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu",
+                            levers=levers(**{lever: on}), **FAST) for on in (False, True)]
     assert [run.provenance[lever] for run in runs] == [False, allocator.can_keep_freed_memory()
                                                        if lever == "keep_freed_memory" else True]
     assert runs[0].last["train_loss"] == runs[1].last["train_loss"]
@@ -244,9 +250,11 @@ def test_lever_changes_nothing_but_speed(small_data, lever):
 def test_compile_is_refused_under_smoke_and_eval_batch_must_be_positive(small_data):
     train_iter, test_iter = small_data
     with pytest.raises(ValueError, match="smoke"):
-        minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", compile=True, profile="smoke", **FAST)
+        minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", levers=levers(compile=True),
+                        profile="smoke", **FAST)
     with pytest.raises(ValueError, match="eval_batch_size"):
-        minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", eval_batch_size=0, **FAST)
+        minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.1, "cpu", levers=levers(eval_batch_size=0),
+                        **FAST)
 
 
 def test_cli_has_a_flag_for_every_lever(capsys):

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import minidense
+from minidense.options import Levers, Recipe
 from conftest import tiny_densenet
 
-EXACT = dict(channels_last=False, bf16=False, verbose=False)  # the reference arithmetic: fp32, NCHW
+EXACT = dict(levers=Levers(channels_last=False, bf16=False), verbose=False)  # the reference arithmetic: fp32, NCHW
 
 
 def without_timing(history):
@@ -82,8 +83,8 @@ class InterruptAtEpoch:
             yield batch
 
 
-@pytest.mark.parametrize("options", [{}, {"schedule": "onecycle", "momentum": 0.9, "nesterov": True,
-                                           "weight_decay": 5e-4, "precise_bn": 2}])
+@pytest.mark.parametrize("options", [{}, {"recipe": Recipe(schedule="onecycle", momentum=0.9, nesterov=True,
+                                                            weight_decay=5e-4, precise_bn=2)}])
 def test_resume_after_epoch_one_of_two_gives_the_same_final_weights(tiny_data, tmp_path, options):
     train_iter, test_iter = tiny_data
     whole = tiny_densenet()
@@ -121,9 +122,8 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"num_epochs": 0}, "num_epochs must be a positive integer, got 0"),
-    ({"lr": -0.1}, "lr must be a positive number, got -0.1"),
-    ({"schedule": "linear"}, "schedule must be one of"),
-    ({"precise_bn": -1}, "precise_bn must be a number of batches >= 0, got -1"),
+    ({"lr": -0.1}, "lr must be in (0, inf), got -0.1"),
+    ({"recipe": "fast"}, "unknown recipe 'fast'; choose one of d2l, short, book"),
     ({"resume": True}, "resume=True needs checkpoint=PATH"),
 ])
 def test_bad_options_are_clear_errors(tiny_data, kwargs, message):
@@ -148,6 +148,6 @@ def test_a_smoke_run_on_the_real_data_learns(data_root):
     torch.manual_seed(0)
     train_iter, test_iter = minidense.load_fashion_mnist(p.batch_size, p.resize, data_root, "cpu",
                                                          p.num_train, p.num_test)
-    history = minidense.train(minidense.densenet(), train_iter, test_iter, p.num_epochs, p.lr, "cpu",
-                              verbose=False, **p.train_options())
+    history = minidense.train(minidense.densenet(), train_iter, test_iter, p.num_epochs, device="cpu",
+                              recipe=p.recipe, verbose=False)
     assert history.last["test_acc"] > 0.3  # chance is 0.1; measured 0.445 on 2 cores

@@ -5,13 +5,14 @@ the data, the profiles and the training loop; figures and tables live in the sub
 ``minidense.plot`` and ``minidense.inspect``.
 """
 
-from minidense import inspect, plot
-from minidense.results import recorded
+from minidense import inspect, options
 from minidense.blocks import DenseBlock, conv_block, transition_block
 from minidense.data import CLASS_NAMES, load_fashion_mnist
 from minidense.hardware import device_report
 from minidense.history import History
 from minidense.inspect import output_shapes
+from minidense.options import Levers, Recipe, recipe
+from minidense.results import recorded
 from minidense.models import (DenseNet, cifar_densenet, densenet, densenet121, densenet161, densenet169,
                               densenet201, densenet264, load_torchvision_state_dict)
 from minidense.profiles import Profile, profile
@@ -26,5 +27,14 @@ __all__ = [
     "cifar_densenet", "load_torchvision_state_dict",
     "load_fashion_mnist", "CLASS_NAMES", "profile", "Profile",
     "train", "evaluate_accuracy", "History", "device_report",
-    "feature_reuse", "output_shapes", "inspect", "plot", "recorded",
+    "feature_reuse", "output_shapes", "inspect", "plot", "recorded", "Recipe", "Levers", "recipe", "options",
 ]
+
+
+def __getattr__(name):
+    """``minidense.plot`` is imported on first use: ``import minidense`` loads no matplotlib."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("minidense.plot")
+    raise AttributeError(f"module 'minidense' has no attribute {name!r}")

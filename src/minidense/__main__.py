@@ -7,13 +7,16 @@ the device default (``full`` with CUDA, else ``cpu``).
 import argparse
 import datetime
 import sys
+import typing
 from pathlib import Path
 
 import torch
 
+from minidense._files import atomic_write, check_writable
 from minidense.blocks import POOLS
 from minidense.data import load_fashion_mnist
 from minidense.models import densenet
+from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field, recipe as get_recipe
 from minidense.profiles import PROFILES, profile
 from minidense.training import train
 
@@ -35,14 +38,43 @@ def _timestamp():
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _add_option_flags(group, cls):
+    """One flag per field of an option group, its help the field's own; left out, the field stays unset."""
+    for name, field in fields_of(cls).items():
+        help_text = field.metadata["help"].replace("%", "%%")
+        kind = typing.get_args(field.type) or (field.type,)
+        if bool in kind:
+            group.add_argument(_flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
+        else:
+            def parse(text, field=field):
+                try:
+                    return parse_field(field, text)
+                except ValueError as error:
+                    raise argparse.ArgumentTypeError(str(error)) from None
+            parse.__name__ = name
+            group.add_argument(_flag(name), dest=name, type=parse, default=None, metavar=name.upper(),
+                               help=help_text)
+
+
+def _options_from(args, cls):
+    """The fields of ``cls`` given on the command line."""
+    return {name: getattr(args, name) for name in fields_of(cls) if getattr(args, name) is not None}
+
+
 def _train_parser(subparsers):
     parser = subparsers.add_parser("train", help="train the book's DenseNet on Fashion-MNIST",
                                    description="Train the book's DenseNet on Fashion-MNIST and write its "
                                                "History as JSON.")
     parser.add_argument("--profile", choices=list(PROFILES), help="budget (default: MINIDENSE_PROFILE, "
                         "else full with CUDA and cpu without)")
+    parser.add_argument("--recipe", choices=list(RECIPES), help="the named recipe to start from (default: the "
+                        "profile's); the recipe flags below change single fields of it")
     parser.add_argument("--epochs", type=_positive(int), help="number of epochs (default: the profile's)")
-    parser.add_argument("--lr", type=_positive(float), help="learning rate (default: the profile's)")
     parser.add_argument("--batch-size", type=_positive(int), help="batch size (default: the profile's)")
     parser.add_argument("--pool", choices=list(POOLS), default="avg", help="pooling in the transitions")
     parser.add_argument("--seed", type=int, default=0, help="seeds the initial weights and the data order")
@@ -50,25 +82,12 @@ def _train_parser(subparsers):
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--out", type=Path, help="History JSON (default: runs/train-<profile>-<timestamp>.json)")
     parser.add_argument("--checkpoint", type=Path, help="model + optimiser + history, written after every epoch")
-    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
-    levers = parser.add_argument_group("speed levers", "defaults: probed on this machine (--channels-last, "
-                                       "--bf16) or measured (the chapter \"Making training fast\")")
-    levers.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                        help="channels-last memory format (default: probed)")
-    levers.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
-                        help="bf16 autocast (default: where the hardware runs bf16 natively)")
-    levers.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
-                        help="torch.compile the network (default: off; refused under the smoke profile)")
-    levers.add_argument("--eval-batch-size", type=_positive(int),
-                        help="evaluation batch (default: the training batch on a CPU; on a GPU 4 x it, "
-                             "at most 1024)")
-    levers.add_argument("--inplace-relu", action=argparse.BooleanOptionalAction, default=True,
-                        help="ReLUs after a BatchNorm work in place (default: on)")
-    levers.add_argument("--host-sync", action=argparse.BooleanOptionalAction, default=False,
-                        help="read metrics back after every step, as d2l does (default: off)")
-    levers.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=None,
-                        help="malloc keeps freed memory for the next step instead of the kernel zeroing it "
-                             "again (default: on for a CPU; Linux with glibc)")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists (the "
+                        "recipe and the number of epochs must be the checkpoint's)")
+    _add_option_flags(parser.add_argument_group("recipe", "how the weights are optimised (default: the "
+                                                "recipe's)"), Recipe)
+    _add_option_flags(parser.add_argument_group("speed levers", "how fast, never what is computed; left out, "
+                                                "decided for this machine"), Levers)
     parser.set_defaults(run=_run_train)
     return parser
 
@@ -77,49 +96,72 @@ def _run_train(args, parser):
     if args.resume and args.checkpoint is None:
         parser.error("--resume needs --checkpoint FILE")
     p = profile(args.profile)
+    try:
+        recipe = get_recipe(args.recipe or p.recipe).replace(**_options_from(args, Recipe))
+        levers = Levers(**_options_from(args, Levers))
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
     num_epochs = args.epochs or p.num_epochs
-    lr = args.lr or p.lr
     batch_size = args.batch_size or p.batch_size
     out = args.out or Path("runs") / f"train-{p.name}-{_timestamp()}.json"
-    print(p)
+    _check_outputs(parser, out, args.checkpoint)
+    print(f"{p.name} budget: {num_epochs} epochs, batch {batch_size}, "
+          f"{p.num_train or 60_000:,} train / {p.num_test or 10_000:,} test images at {p.resize}x{p.resize}")
+    print(f"recipe: {recipe}")
     torch.manual_seed(args.seed)
     net = densenet(transition_pool=args.pool)
     train_iter, test_iter = load_fashion_mnist(batch_size, resize=p.resize, root=args.data, device=args.device,
                                                num_train=p.num_train, num_test=p.num_test, seed=args.seed)
-    history = train(net, train_iter, test_iter, num_epochs, lr, device=args.device,
-                    checkpoint=args.checkpoint, resume=args.resume, channels_last=args.channels_last,
-                    bf16=args.bf16, compile=args.compile, eval_batch_size=args.eval_batch_size,
-                    inplace_relu=args.inplace_relu, host_sync=args.host_sync,
-                    keep_freed_memory=args.keep_freed_memory, **p.train_options())
-    history.provenance.update(pool=args.pool, seed=args.seed)
+    history = train(net, train_iter, test_iter, num_epochs, device=args.device, recipe=recipe, levers=levers,
+                    checkpoint=args.checkpoint, resume=args.resume, profile=p.name)
+    history.provenance.update(pool=args.pool, seed=args.seed, recipe_name=args.recipe or p.recipe)
     print(f"wrote {history.save(out)}")
     return history
 
 
+def _check_outputs(parser, out, checkpoint):
+    """Refuse before any training: --out and --checkpoint the same file, or a path that cannot be written."""
+    if checkpoint is not None and Path(out).resolve() == Path(checkpoint).resolve():
+        parser.error(f"--out and --checkpoint are the same file ({out}): the History would replace the checkpoint")
+    for path in (out, checkpoint):
+        if path is not None:
+            try:
+                check_writable(path)
+            except OSError as error:
+                parser.error(str(error))
+
+
 def _compare_parser(subparsers):
+    from minidense.experiments import SETTINGS
+
     parser = subparsers.add_parser(
         "compare", help="train variants of the book's DenseNet over several seeds and compare them",
         description="Train every combination of the --vary values with every seed (same initial weights "
                     "and data order per seed), then print mean ± std and paired differences with 95%% "
-                    "confidence intervals. Writes results.csv (one row per finished run), summary.csv "
-                    "and curves.png; rerunning with the same --out skips finished runs.")
+                    "confidence intervals. Writes one record per finished run under runs/, results.csv "
+                    "(every run in the folder), summary.csv and curves.png (this call's runs); rerunning "
+                    "with the same --out skips runs already recorded with the same settings.")
     parser.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                         help="a setting and its values, e.g. transition_pool=avg,max or growth_rate=16,32 or "
-                             "convs_per_block=2-2-2-2,4-4-4-4; several --vary make a grid. Keys: "
-                             "transition_pool, growth_rate, convs_per_block, num_epochs, lr, batch_size, "
-                             "num_train, num_test, resize, schedule, momentum, nesterov, weight_decay, "
-                             "precise_bn, bf16, channels_last")
+                             "convs_per_block=2-2-2-2,4-4-4-4 or recipe=d2l,book; several --vary make a grid. "
+                             f"Keys: {', '.join(SETTINGS)} (the flags of train, documented in its --help)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting every variant shares, e.g. resize=48 (same keys as --vary)")
     parser.add_argument("--seeds", type=_positive(int), default=3, help="number of seeds, 0..N-1 (default 3)")
     parser.add_argument("--profile", choices=list(PROFILES), help="budget (default: MINIDENSE_PROFILE, "
                         "else full with CUDA and cpu without)")
     parser.add_argument("--metric", default="test_acc", help="the metric the summary compares (default test_acc)")
+    parser.add_argument("--baseline", help="the variant the others are compared with (default: the first)")
     parser.add_argument("--data", type=Path, help="data root (default: MINIDENSE_DATA, else ~/.cache/minidense)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--out", type=Path, help="folder (default: runs/compare-<timestamp>/)")
+    parser.add_argument("--checkpoints", type=Path, help="folder where each run keeps a checkpoint while it "
+                        "trains, so that an interrupted run resumes from its last epoch (default: none)")
     parser.set_defaults(run=_run_compare)
     return parser
+
+
+METRICS = ("test_acc", "train_acc", "train_loss", "examples_per_sec", "wall_seconds", "num_params")
 
 
 def _run_compare(args, parser):
@@ -129,7 +171,7 @@ def _run_compare(args, parser):
     try:
         varied = experiments.parse_vary(args.vary)
         variants = experiments.grid(**varied)
-        shared = experiments.parse_vary(args.set) if args.set else {}
+        shared = experiments.parse_vary(args.set, flag="--set") if args.set else {}
         for key, values in shared.items():
             if len(values) != 1:
                 raise ValueError(f"--set {key}: give one value (to compare several, use --vary)")
@@ -137,18 +179,31 @@ def _run_compare(args, parser):
                 raise ValueError(f"--set {key}: {key!r} is also varied")
         for settings in variants.values():
             settings.update({key: values[0] for key, values in shared.items()})
+        if args.metric not in METRICS and not args.metric.startswith("test_acc_"):
+            raise ValueError(f"--metric {args.metric!r}: choose one of {', '.join(METRICS)} (or a test_acc_* "
+                             "column of an averaged or test-time-augmented recipe)")
+        if args.baseline is not None and args.baseline not in variants:
+            raise ValueError(f"--baseline {args.baseline!r} is not one of the variants: {', '.join(variants)}")
     except ValueError as error:
         parser.error(str(error))
     p = profile(args.profile)
     out = args.out or Path("runs") / f"compare-{_timestamp()}"
-    run_one = experiments.FashionMNISTRun(p, device=args.device, root=args.data)
-    print(p)
+    run_one = experiments.FashionMNISTRun(p, device=args.device, root=args.data, checkpoints=args.checkpoints)
+    print(f"{p.name} budget: {p.num_epochs} epochs, batch {p.batch_size}, recipe {p.recipe!r}")
+    for name, settings in variants.items():
+        full = run_one.resolve(settings)
+        print(f"{name}: {full['num_epochs']} epochs, batch {full['batch_size']}, "
+              f"{full['num_train'] or 60_000:,} train images at {full['resize']}x{full['resize']}; "
+              f"recipe {run_one.recipe_of(full)}")
     print(f"{len(variants)} variants x {args.seeds} seeds -> {out}")
     table = experiments.compare(variants, seeds=range(args.seeds), profile=p, out=out, run_one=run_one)
-    summary = experiments.summarize(table, metric=args.metric)
-    summary.to_csv(out / "summary.csv", index=False)
-    compare_curves(table, metric=args.metric if args.metric in experiments.epochs_long(table) else "test_acc",
-                   title=f"profile {p.name}, {args.seeds} seeds").savefig(out / "curves.png", dpi=120)
+    if args.metric not in table.columns:
+        parser.exit(2, f"python -m minidense compare: error: the runs have no column {args.metric!r}\n")
+    summary = experiments.summarize(table, metric=args.metric, baseline=args.baseline)
+    atomic_write(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
+    figure = compare_curves(table, metric=args.metric if args.metric in experiments.epochs_long(table)
+                            else "test_acc", title=f"profile {p.name}, {args.seeds} seeds").figure
+    atomic_write(out / "curves.png", lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
     print(experiments.format_summary(summary))
     print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'curves.png'}")
     return table

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from minidense._checks import check_positive_int
 
 __all__ = ["load_fashion_mnist", "FashionMNISTBatches", "read_fashion_mnist", "data_root", "CLASS_NAMES",
-           "balanced_subset", "resize_batch"]
+           "balanced_subset", "resize_batch", "shift_and_flip"]
 
 CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
                "sandal", "shirt", "sneaker", "bag", "ankle boot")
@@ -114,6 +114,24 @@ def resize_batch(images, resize, memory_format=torch.contiguous_format):
     return X.contiguous(memory_format=memory_format)
 
 
+def shift_and_flip(images, shifts, flips):
+    """Each image moved by its shift and, where ``flips`` says so, mirrored left to right.
+
+    Shapes: uint8 ``(B, H, W)``, int64 ``shifts (B, 2)`` (rows down, columns right; the pixels
+    moved in are 0, the background), bool ``flips (B,)`` -> uint8 ``(B, H, W)``. The flip comes
+    first, then the shift. One gather from a zero-padded copy does both.
+    """
+    B, H, W = images.shape
+    pad = int(shifts.abs().max()) if len(shifts) else 0
+    padded = F.pad(images, (pad, pad, pad, pad))
+    device = images.device
+    rows = pad - shifts[:, :1].to(device) + torch.arange(H, device=device)  # (B, H)
+    cols = torch.arange(W, device=device).expand(B, W)
+    cols = torch.where(flips.to(device)[:, None], W - 1 - cols, cols)
+    cols = pad - shifts[:, 1:].to(device) + cols  # (B, W)
+    return padded[torch.arange(B, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
 class FashionMNISTBatches:
     """An iterable of ``(X, y)`` batches over uint8 images kept on ``device``.
 
@@ -121,9 +139,15 @@ class FashionMNISTBatches:
     the order of epoch ``e`` is a permutation drawn from a generator seeded with ``(seed, e)``,
     independent of the global RNG; every pass over the iterable starts the next epoch, and
     :meth:`set_epoch` jumps to one (which is how a resumed training finds its place).
+
+    With ``translate`` or ``flip`` (see :meth:`augmented`) each image of epoch ``e`` is shifted by up
+    to ``translate`` pixels and mirrored with probability 1/2 on the uint8 28x28 batch, before the
+    resize; the draws come from a generator of their own, seeded with ``(seed, e)`` too, so the
+    images of an epoch do not depend on the batch size or on an interruption.
     """
 
-    def __init__(self, images, labels, batch_size, resize=96, shuffle=False, seed=0, device=None):
+    def __init__(self, images, labels, batch_size, resize=96, shuffle=False, seed=0, device=None,
+                 translate=0, flip=False):
         check_positive_int("batch_size", batch_size)
         check_positive_int("resize", resize)
         self.device = torch.device(device) if device is not None else images.device
@@ -135,6 +159,8 @@ class FashionMNISTBatches:
         self.seed = seed
         self.epoch = 0
         self.memory_format = torch.contiguous_format
+        self.translate = translate
+        self.flip = flip
 
     @property
     def num_examples(self):
@@ -146,8 +172,14 @@ class FashionMNISTBatches:
     def with_batch_size(self, batch_size):
         """The same examples, order and epoch counter, served in batches of ``batch_size``."""
         other = FashionMNISTBatches(self.images, self.labels, batch_size, self.resize, self.shuffle,
-                                    self.seed, self.device)
+                                    self.seed, self.device, self.translate, self.flip)
         other.epoch, other.memory_format = self.epoch, self.memory_format
+        return other
+
+    def augmented(self, translate=0, flip=False):
+        """The same batches with shifted (up to ``translate`` pixels) and mirrored training images."""
+        other = self.with_batch_size(self.batch_size)
+        other.translate, other.flip = translate, flip
         return other
 
     def set_epoch(self, epoch):
@@ -161,12 +193,29 @@ class FashionMNISTBatches:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.num_examples, generator=generator)
 
+    def augmentation(self, epoch):
+        """``(shifts, flips)`` of every position of ``epoch``: int64 ``(N, 2)`` and bool ``(N,)``."""
+        state = np.random.SeedSequence([self.seed, epoch, 1]).generate_state(2, dtype=np.uint64)
+        generator = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+        t = self.translate
+        shifts = torch.randint(-t, t + 1, (self.num_examples, 2), generator=generator)
+        flips = torch.rand(self.num_examples, generator=generator) < 0.5
+        return shifts, flips & self.flip
+
     def __iter__(self):
-        order = self.order(self.epoch).to(self.device)
+        epoch = self.epoch
+        order = self.order(epoch).to(self.device)
+        augment = self.translate or self.flip
+        if augment:
+            shifts, flips = (a.to(self.device) for a in self.augmentation(epoch))
         self.epoch += 1
         for start in range(0, self.num_examples, self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield resize_batch(self.images[idx], self.resize, self.memory_format), self.labels[idx]
+            images = self.images[idx]
+            if augment:
+                images = shift_and_flip(images, shifts[start:start + self.batch_size],
+                                        flips[start:start + self.batch_size])
+            yield resize_batch(images, self.resize, self.memory_format), self.labels[idx]
 
 
 def load_fashion_mnist(batch_size, resize=96, root=None, device=None, num_train=None, num_test=None, seed=0):

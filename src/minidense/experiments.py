@@ -7,7 +7,10 @@ parameters, so their networks start identical) and sees the same data order (the
 variant and paired differences with 95% confidence intervals across seeds.
 """
 
+import contextlib
+import dataclasses
 import datetime
+import hashlib
 import itertools
 import json
 import math
@@ -17,11 +20,12 @@ from pathlib import Path
 
 import torch
 
+from minidense._files import atomic_write, write_json
 from minidense.blocks import POOLS
-from minidense.hardware import bf16_pays, channels_last_pays, default_device, device_name
-from minidense.history import git_commit, command_line
+from minidense.hardware import default_device, device_name
+from minidense.history import command_line, git_commit
+from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field, recipe as get_recipe
 from minidense.profiles import Profile, profile as get_profile
-from minidense.training import SCHEDULES
 
 __all__ = ["compare", "summarize", "grid", "parse_vary", "epochs_long", "FashionMNISTRun", "SETTINGS",
            "format_value", "format_summary", "EPOCHS_COLUMN"]
@@ -38,54 +42,39 @@ def _tuple_of_ints(text):
 
 def _choice(options):
     def parse(text):
-        value = None if text == "none" else text
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join('none' if o is None else o for o in options)}, "
-                             f"got {text!r}")
-        return value
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return text
     return parse
 
 
-def _number(kind, low, strict):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if value < low or (strict and value == low) or not math.isfinite(value):
-            raise ValueError(f"must be {'>' if strict else '>='} {low}, got {text!r}")
-        return value
-    return parse
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {text!r}")
+    return value
 
 
-def _boolean(text):
-    if text.lower() not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
-    return text.lower() == "true"
+def _field_parser(field):
+    return lambda text: parse_field(field, text)
 
 
-# What a variant of the book's DenseNet on Fashion-MNIST may set, and how the CLI reads its values.
+# What a variant of the book's DenseNet on Fashion-MNIST may set, and how the CLI reads its values:
+# the network's settings, the budget's, the recipe by name, and every field of the option groups.
 MODEL_SETTINGS = {
     "transition_pool": _choice(tuple(POOLS)),  # densenet(transition_pool=...)
-    "growth_rate": _number(int, 0, strict=True),  # densenet(growth_rate=...)
+    "growth_rate": _positive_int,  # densenet(growth_rate=...)
     "convs_per_block": _tuple_of_ints,  # densenet(convs_per_block=...), written 4-4-4-4
 }
-TRAIN_SETTINGS = {
-    "num_epochs": _number(int, 0, strict=True),
-    "lr": _number(float, 0, strict=True),
-    "batch_size": _number(int, 0, strict=True),
-    "num_train": _number(int, 0, strict=True),
-    "num_test": _number(int, 0, strict=True),
-    "resize": _number(int, 0, strict=True),
-    "schedule": _choice(SCHEDULES),
-    "momentum": _number(float, 0, strict=False),
-    "nesterov": _boolean,
-    "weight_decay": _number(float, 0, strict=False),
-    "precise_bn": _number(int, 0, strict=False),
-    "bf16": _boolean,
-    "channels_last": _boolean,
-}
-SETTINGS = {**MODEL_SETTINGS, **TRAIN_SETTINGS}
+BUDGET_SETTINGS = {name: _positive_int for name in ("num_epochs", "batch_size", "num_train", "num_test", "resize")}
+RECIPE_SETTINGS = {"recipe": _choice(tuple(RECIPES)),
+                   **{name: _field_parser(field) for name, field in fields_of(Recipe).items()}}
+LEVER_SETTINGS = {name: _field_parser(field) for name, field in fields_of(Levers).items()}
+SETTINGS = {**MODEL_SETTINGS, **BUDGET_SETTINGS, **RECIPE_SETTINGS, **LEVER_SETTINGS}
+_SPLIT_SIZES = {"num_train": 60_000, "num_test": 10_000}
 
 
 def format_value(value):
@@ -97,13 +86,14 @@ def format_value(value):
     return str(value)
 
 
-def parse_vary(specs, allowed=None):
+def parse_vary(specs, allowed=None, flag="--vary"):
     """Parse ``--vary`` specs like ``"transition_pool=avg,max"`` into ``{key: [values]}``.
 
     Args:
         specs: strings ``KEY=V1,V2,...``; several specs make a grid.
         allowed: ``{key: parser}`` (default :data:`SETTINGS`), each parser turning text into a value
             or raising ``ValueError``.
+        flag: the flag the specs came from, for the error messages (``--vary`` or ``--set``).
 
     Raises:
         ValueError: an unknown key, a value that does not parse, no values, or a key given twice.
@@ -114,25 +104,25 @@ def parse_vary(specs, allowed=None):
         key, sep, text = spec.partition("=")
         key = key.strip()
         if not sep:
-            raise ValueError(f"--vary {spec!r}: expected KEY=V1,V2,... (like transition_pool=avg,max)")
+            raise ValueError(f"{flag} {spec!r}: expected KEY=V1,V2,... (like transition_pool=avg,max)")
         if key not in allowed:
-            raise ValueError(f"--vary {spec!r}: unknown setting {key!r}; choose one of {', '.join(allowed)}")
+            raise ValueError(f"{flag} {spec!r}: unknown setting {key!r}; choose one of {', '.join(allowed)}")
         if key in axes:
-            raise ValueError(f"--vary {spec!r}: {key!r} is varied twice; list all its values in one --vary")
+            raise ValueError(f"{flag} {spec!r}: {key!r} is varied twice; list all its values in one --vary")
         texts = [t.strip() for t in text.split(",") if t.strip()]
         if not texts:
-            raise ValueError(f"--vary {spec!r}: no values for {key!r}")
+            raise ValueError(f"{flag} {spec!r}: no values for {key!r}")
         values = []
         for t in texts:
             try:
                 values.append(allowed[key](t))
             except ValueError as error:
-                raise ValueError(f"--vary {spec!r}: bad value for {key!r}: {error}") from None
+                raise ValueError(f"{flag} {spec!r}: bad value for {key!r}: {error}") from None
         if len(set(map(format_value, values))) != len(values):
-            raise ValueError(f"--vary {spec!r}: a value is listed twice")
+            raise ValueError(f"{flag} {spec!r}: a value is listed twice")
         axes[key] = values
     if not axes:
-        raise ValueError("nothing to compare: give at least one --vary KEY=V1,V2,...")
+        raise ValueError(f"nothing to compare: give at least one {flag} KEY=V1,V2,...")
     return axes
 
 
@@ -157,40 +147,70 @@ class FashionMNISTRun:
 
     ``run(settings, seed)`` seeds the global RNG with ``seed``, builds ``densenet(**model settings)``,
     loads the data with ``seed`` as its shuffling seed, trains, and returns the final metrics, the
-    per-epoch records and the parameter count. Settings not given come from the profile. bf16 and
-    channels-last are probed once here, not per run, so every variant trains in the same precision.
+    per-epoch records and the parameter count. Settings not given come from the profile and its
+    recipe (``recipe=NAME`` starts from another named recipe; a recipe field given beside it
+    changes that field). The speed levers are resolved once here, not per run, so every variant
+    trains in the same precision.
 
     Args:
         profile: a :class:`minidense.Profile` or its name (``None``: :func:`minidense.profile`'s default).
         device: torch device (default CUDA when available, else the CPU).
         root: data root (default ``MINIDENSE_DATA``, else ``~/.cache/minidense``).
         probe: optional ``probe(net, test_iter) -> dict`` of extra scalars, computed after training.
+        checkpoints: optional folder; each run keeps its checkpoint there while it trains (named by
+            its key), so an interrupted run resumes from its last finished epoch. Removed once the
+            run has finished.
     """
 
-    def __init__(self, profile=None, device=None, root=None, probe=None):
+    def __init__(self, profile=None, device=None, root=None, probe=None, checkpoints=None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         self.device = torch.device(device) if device is not None else default_device()
         self.root = root
         self.probe = probe
+        self.checkpoints = None if checkpoints is None else Path(checkpoints)
+        self._levers = None
         self._loaded = {}
 
+    def levers(self):
+        """The speed levers every run uses, resolved once for the device."""
+        if self._levers is None:
+            self._levers = Levers().resolve(self.device)
+        return self._levers
+
     def defaults(self):
-        """The settings every run starts from: the profile's, and the speed levers probed once."""
+        """The settings every run starts from: the profile's budget and recipe, and the levers."""
         p = self.profile
-        bf16 = bf16_pays(self.device)
         return dict(transition_pool="avg", growth_rate=32, convs_per_block=(4, 4, 4, 4),
-                    num_epochs=p.num_epochs, lr=p.lr, batch_size=p.batch_size, num_train=p.num_train,
-                    num_test=p.num_test, resize=p.resize, schedule=p.schedule, momentum=p.momentum,
-                    nesterov=p.nesterov, weight_decay=p.weight_decay, precise_bn=p.precise_bn,
-                    bf16=bf16, channels_last=channels_last_pays(self.device, bf16))
+                    num_epochs=p.num_epochs, batch_size=p.batch_size, num_train=p.num_train,
+                    num_test=p.num_test, resize=p.resize, recipe=p.recipe,
+                    **dataclasses.asdict(get_recipe(p.recipe)), **dataclasses.asdict(self.levers()))
 
     def resolve(self, settings):
-        """``settings`` on top of :meth:`defaults`; an unknown key is a ``ValueError``."""
+        """``settings`` on top of :meth:`defaults`; an unknown key or an invalid recipe is a ``ValueError``."""
         unknown = [k for k in settings if k not in SETTINGS]
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(map(repr, unknown))}; "
                              f"choose from {', '.join(SETTINGS)}")
-        return {**self.defaults(), **settings}
+        full = self.defaults()
+        if "recipe" in settings:
+            full.update(recipe=settings["recipe"], **dataclasses.asdict(get_recipe(settings["recipe"])))
+        full.update(settings)
+        for key, total in _SPLIT_SIZES.items():
+            if full[key] is not None and full[key] > total:
+                raise ValueError(f"{key}={full[key]:,} is more than the {total:,} images of the split")
+        self.recipe_of(full)  # checks the combination (say nesterov=true with momentum 0)
+        Levers(**{k: full[k] for k in LEVER_SETTINGS})
+        return full
+
+    @staticmethod
+    def recipe_of(full):
+        return Recipe(**{k: full[k] for k in fields_of(Recipe)})
+
+    def key(self, settings, seed):
+        """A run's identity: a digest of every resolved setting and the seed (the same key, the same result)."""
+        full = self.resolve(settings)
+        text = json.dumps({"seed": seed, **{k: format_value(v) for k, v in sorted(full.items())}}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def build(self, settings, seed):
         """The network of a run: the global RNG seeded with ``seed``, then ``densenet(...)``."""
@@ -217,12 +237,17 @@ class FashionMNISTRun:
                                     device=self.device))
 
     def check(self, settings):
-        """Raise ``ValueError`` now if ``settings`` cannot make a network (before any training)."""
-        net = self.build(settings, seed=0)
-        resize = self.resolve(settings)["resize"]
-        if resize < net.min_size:
-            raise ValueError(f"resize={resize} is too small for this network: it needs images of at least "
-                             f"{net.min_size}x{net.min_size} pixels")
+        """Raise ``ValueError`` now if ``settings`` cannot make a run (before any training)."""
+        full = self.resolve(settings)
+        from minidense.models import densenet
+
+        with torch.device("meta"):
+            net = densenet(**{k: full[k] for k in MODEL_SETTINGS})
+        if full["resize"] < net.min_size:
+            raise ValueError(f"resize={full['resize']} is too small for this network: it needs images of at "
+                             f"least {net.min_size}x{net.min_size} pixels")
+        if full["compile"] and self.profile.name == "smoke":
+            raise ValueError("compile=true under the smoke profile: torch.compile takes minutes before the first step")
 
     def __call__(self, settings, seed):
         from minidense.training import train
@@ -230,13 +255,16 @@ class FashionMNISTRun:
         full = self.resolve(settings)
         net = self.build(settings, seed)
         train_iter, test_iter = self.data(settings, seed)
-        history = train(net, train_iter, test_iter, full["num_epochs"], full["lr"], device=self.device,
-                        momentum=full["momentum"], nesterov=full["nesterov"], weight_decay=full["weight_decay"],
-                        schedule=full["schedule"], precise_bn=full["precise_bn"], bf16=full["bf16"],
-                        channels_last=full["channels_last"], profile=self.profile.name, plot=False,
+        checkpoint = None
+        if self.checkpoints is not None:
+            checkpoint = self.checkpoints / f"{self.key(settings, seed)}.pt"
+        history = train(net, train_iter, test_iter, full["num_epochs"], device=self.device,
+                        recipe=self.recipe_of(full), levers=Levers(**{k: full[k] for k in LEVER_SETTINGS}),
+                        checkpoint=checkpoint, resume=checkpoint is not None, profile=self.profile.name,
                         progress=False, verbose=False)
         last = history.last
         result = dict(train_loss=last["train_loss"], train_acc=last["train_acc"], test_acc=last["test_acc"],
+                      **{k: v for k, v in last.items() if k.startswith("test_acc_")},
                       examples_per_sec=history.examples_per_sec,
                       num_params=sum(p.numel() for p in net.parameters()),
                       device=str(self.device), device_name=device_name(self.device),
@@ -244,6 +272,8 @@ class FashionMNISTRun:
                       epochs=history.records)
         if self.probe is not None:
             result.update(self.probe(net, test_iter))
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
         return result
 
 
@@ -252,18 +282,54 @@ def _cell(value):
     return format_value(value) if isinstance(value, (tuple, list)) else value
 
 
-def _read_results(path):
+RECORDS = "runs"  # the folder of an --out holding one JSON record per finished run
+
+
+def _read_records(folder):
+    """Every finished run recorded under ``folder/runs/``, oldest first."""
+    records = []
+    for path in (folder / RECORDS).glob("*.json"):
+        try:
+            records.append((path.stat().st_mtime_ns, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue  # a record is written atomically; anything else there is not one of ours
+    return [row for _, row in sorted(records, key=lambda pair: pair[0])]
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """An exclusive lock on ``folder`` (``fcntl.flock`` on ``folder/.lock``), held by one process at a time."""
+    import fcntl
+
+    with open(folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _legacy_rows(path):
+    """Rows of a ``results.csv`` written before runs were recorded one file each (no ``key`` column)."""
     import pandas as pd
 
     if not path.exists():
-        return None
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return []
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if "key" in table.columns:
+        return []
+    return table.to_dict("records")
 
 
-def _write_results(table, path):
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)  # an interruption mid-write never leaves half a file
+def _rebuild_results(folder):
+    """``results.csv`` anew from every record in the folder (under the lock: two writers keep every row)."""
+    import pandas as pd
+
+    path = folder / "results.csv"
+    with _locked(folder):
+        rows = _legacy_rows(path) + _read_records(folder)
+        text = pd.DataFrame(rows).to_csv(index=False)
+        atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def compare(variants, seeds=(0, 1, 2), profile=None, out=None, run_one=None, device=None, root=None,
@@ -273,24 +339,27 @@ def compare(variants, seeds=(0, 1, 2), profile=None, out=None, run_one=None, dev
     Args:
         variants: ``{name: settings}`` (see :func:`grid`); for the default ``run_one`` the settings
             are keyword arguments of ``densenet`` (``transition_pool``, ``growth_rate``,
-            ``convs_per_block``) and training options (``num_epochs``, ``lr``, ``num_train``, ...,
-            see :data:`SETTINGS`); anything not set comes from the profile.
+            ``convs_per_block``), the budget (``num_epochs``, ``num_train``, ...), ``recipe`` (a name)
+            and the fields of :class:`minidense.options.Recipe` and :class:`~minidense.options.Levers`
+            (see :data:`SETTINGS`); anything not set comes from the profile.
         seeds: the seeds; seed ``s`` gives every variant the same initial weights (where shapes allow)
             and the same data order.
         profile: a :class:`minidense.Profile` or its name, for the default ``run_one`` and the record.
-        out: a folder; ``results.csv`` there gets each run as it finishes, and runs already in it
-            are skipped (so an interrupted comparison resumes where it stopped).
+        out: a folder. Each finished run is one record, ``runs/<key>.json``, written atomically, and
+            ``results.csv`` is rebuilt from all records under a lock, so several ``compare`` calls may
+            share the folder and keep every row. A run whose key (every setting and the seed, see
+            :meth:`FashionMNISTRun.key`) is already recorded is not trained again.
         run_one: ``run_one(settings, seed) -> dict``; default :class:`FashionMNISTRun`. The dict holds
             scalars (final metrics, ``num_params``, ``device``, ...) and ``"epochs"``: a list of
-            per-epoch dicts. It must seed whatever it initialises from ``seed``.
+            per-epoch dicts. It must seed whatever it initialises from ``seed``; its ``check(settings)``
+            and ``key(settings, seed)``, where it has them, validate before any training and name a run.
         device, root: passed to :class:`FashionMNISTRun`.
         verbose: print one line per run.
 
     Returns:
-        A pandas DataFrame: ``variant``, ``seed``, one column per varied setting, the scalars
-        ``run_one`` returned, ``epochs`` (a JSON list), ``wall_seconds``, ``profile``, ``date``,
-        ``git_commit``, ``command``. Rows from an earlier, interrupted call with the same ``out``
-        come first.
+        A pandas DataFrame of this call's runs: ``variant``, ``seed``, ``key``, one column per varied
+        setting, the scalars ``run_one`` returned, ``epochs`` (a JSON list), ``wall_seconds``,
+        ``profile``, ``date``, ``git_commit``, ``command``.
     """
     import pandas as pd
 
@@ -310,41 +379,59 @@ def compare(variants, seeds=(0, 1, 2), profile=None, out=None, run_one=None, dev
             run_one.check(settings)
     profile_name = p.name if isinstance(p, Profile) else p
 
-    path = None
-    table = None
-    if out is not None:
-        path = Path(out) / "results.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = _read_results(path)
-    done = set() if table is None else set(zip(table["variant"], table["seed"].astype(int)))
-    rows = [] if table is None else table.to_dict("records")
+    def key_of(name, settings, seed):
+        if hasattr(run_one, "key"):
+            return run_one.key(settings, seed)
+        text = json.dumps({"seed": seed, "profile": profile_name,
+                           **{k: format_value(v) for k, v in sorted(settings.items())}}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    folder = None if out is None else Path(out)
+    if folder is not None:
+        (folder / RECORDS).mkdir(parents=True, exist_ok=True)
+        _check_folder_writable(folder)
     varied = list(dict.fromkeys(k for settings in variants.values() for k in settings))
     command = command_line()
     commit = git_commit()
 
+    rows = []
     for seed in seeds:  # seed-major: an interruption leaves complete pairs behind
         for name, settings in variants.items():
-            if (name, seed) in done:
+            key = key_of(name, settings, seed)
+            record_path = None if folder is None else folder / RECORDS / f"{key}.json"
+            if record_path is not None and record_path.exists():
+                row = json.loads(record_path.read_text())
+                rows.append({**row, "variant": name})
                 if verbose:
-                    print(f"{name}, seed {seed}: already in {path}, skipped")
+                    print(f"{name}, seed {seed}: already recorded in {record_path}, skipped")
                 continue
             start = time.perf_counter()
             result = dict(run_one(settings, seed))
             wall = time.perf_counter() - start
-            row = {"variant": name, "seed": seed, **{k: _cell(settings.get(k)) for k in varied}}
+            row = {"variant": name, "seed": seed, "key": key, **{k: _cell(settings.get(k)) for k in varied}}
             epochs = result.pop(EPOCHS_COLUMN, [])
             row.update(result)
             row.update({EPOCHS_COLUMN: json.dumps(epochs), "wall_seconds": wall, "profile": profile_name,
                         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                         "git_commit": commit, "command": command})
             rows.append(row)
-            if path is not None:
-                _write_results(pd.DataFrame(rows), path)
+            if folder is not None:
+                write_json(record_path, row)
+                _rebuild_results(folder)
             if verbose:
                 metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.items()
                                     if isinstance(v, float) and k != "examples_per_sec")
                 print(f"{name}, seed {seed}: {metrics} ({wall:.1f} s)")
     return pd.DataFrame(rows)
+
+
+def _check_folder_writable(folder):
+    probe = folder / RECORDS / f".writable.{os.getpid()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"cannot write into {folder}: {error.strerror or error}") from error
 
 
 def epochs_long(table):

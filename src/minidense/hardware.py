@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from minidense._files import atomic_write
+
 __all__ = ["bf16_pays", "channels_last_pays", "forget_probes", "network_slice", "device_name", "default_device",
            "device_report"]
 
@@ -104,10 +106,8 @@ def _remembered(device, question, measure):
         return answers[key]
     answers[key] = answer = bool(measure())
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(answers, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        text = json.dumps(answers, indent=1, sort_keys=True) + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text))
     except OSError:
         pass  # a read-only home: the answer still holds for this process
     return answer

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import torch
 
+from minidense._files import atomic_write, write_json
 from minidense.hardware import device_name
 
-__all__ = ["History", "provenance"]
+__all__ = ["History", "provenance", "atomic_write", "write_json", "git_commit", "command_line"]
 
 FIELDS = ("epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds")
 
@@ -26,16 +27,6 @@ def git_commit():
     return out.stdout.strip() or None
 
 
-def write_json(path, data):
-    """Write ``data`` as JSON to ``path`` (creating the folder) atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)  # an interruption mid-write never leaves half a file
-    return path
-
-
 def command_line():
     """The command that is running, written as typed: ``python -m minidense train ...`` for the CLI."""
     if not sys.argv or not sys.argv[0]:
@@ -45,8 +36,14 @@ def command_line():
     return " ".join(["python -m minidense" if is_cli else program.name, *sys.argv[1:]])
 
 
-def provenance(device, profile=None, **settings):
-    """Where and how a run was made: profile, device and its name, torch, command, git commit, date."""
+def _fields(options):
+    """An option group's fields as a flat dict (their names are unique across the groups)."""
+    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options or {})
+
+
+def provenance(device, profile=None, recipe=None, levers=None, **settings):
+    """Where and how a run was made: profile, device and its name, torch, command, git commit, date,
+    and every field of the recipe and of the levers (:mod:`minidense.options`), then ``settings``."""
     return {
         "profile": profile,
         "device": str(device),
@@ -55,6 +52,8 @@ def provenance(device, profile=None, **settings):
         "command": command_line(),
         "git_commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **_fields(recipe),
+        **_fields(levers),
         **settings,
     }
 

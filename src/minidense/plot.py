@@ -111,7 +111,7 @@ def compare_curves(table, metric="test_acc", ax=None, title=None):
     """Per-epoch ``metric`` of every variant of a comparison: mean over seeds, band = ± one std.
 
     ``table`` is what :func:`minidense.experiments.compare` returns (or results.csv read back).
-    Returns the matplotlib figure.
+    Returns the Axes.
     """
     from minidense.experiments import epochs_long
 
@@ -133,7 +133,7 @@ def compare_curves(table, metric="test_acc", ax=None, title=None):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return fig
+    return ax
 
 
 def compare_scatter(table, x="num_params", y="test_acc", label=None, ax=None, logx=False):

@@ -5,9 +5,10 @@ A chapter run from a clone finds ``results/`` next to it (the book build runs no
 repository and cached under ``~/.cache/minidense/results/``.
 """
 
-import os
 import urllib.request
 from pathlib import Path
+
+from minidense._files import atomic_write
 
 __all__ = ["REPOSITORY", "BRANCH", "recorded"]
 
@@ -33,14 +34,10 @@ def recorded(name, cache=None):
     if cached.is_file():
         return cached
     url = _raw_url(name)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(cached.name + ".tmp")
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
-            tmp.write_bytes(response.read())
+            data = response.read()
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise FileNotFoundError(f"the recorded result {name!r} is not in results/ or book/results/ here, and "
                                 f"fetching {url} failed ({error})") from error
-    os.replace(tmp, cached)
-    return cached
+    return atomic_write(cached, lambda tmp: tmp.write_bytes(data))

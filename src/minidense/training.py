@@ -1,9 +1,12 @@
-"""The training loop: d2l's recipe by default, the paper's recipe and the speed levers as options."""
+"""The training loop: d2l's recipe by default, any :class:`minidense.options.Recipe` as an option.
+
+One :func:`training_step` is what :func:`train`, the benchmarks and the chapters all run.
+"""
 
 import contextlib
+import dataclasses
 import itertools
 import math
-import os
 import time
 from pathlib import Path
 
@@ -13,13 +16,13 @@ from torch.nn import functional as F
 
 from minidense import allocator
 from minidense._checks import check_positive_int, check_state_dict_fits
-from minidense.hardware import bf16_pays, channels_last_pays, default_device
+from minidense.hardware import default_device
+from minidense._files import atomic_write, check_writable
 from minidense.history import History, provenance
+from minidense.options import Levers, Recipe, default_eval_batch_size, recipe as get_recipe
 
-__all__ = ["train", "evaluate_accuracy", "recompute_bn_statistics", "predict", "confusion_counts", "rebatch",
-           "inplace_relu_after_bn", "default_eval_batch_size", "SCHEDULES"]
-
-SCHEDULES = (None, "step", "cosine", "onecycle")
+__all__ = ["train", "training_step", "evaluate_accuracy", "recompute_bn_statistics", "predict",
+           "confusion_counts", "rebatch", "inplace_relu_after_bn", "default_eval_batch_size"]
 
 
 def _autocast(device, bf16):
@@ -36,21 +39,6 @@ def _to_device(X, y, device, memory_format):
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def default_eval_batch_size(batch_size, device="cpu"):
-    """Evaluation batch for a training batch of ``batch_size`` on ``device``.
-
-    On a GPU four times as large, at most 1,024: under ``torch.inference_mode`` no activation is
-    kept for a backward pass, and fewer, larger batches pay less per-batch overhead (Python,
-    kernel launches). On a CPU the training batch itself: there four times it was never faster,
-    and with malloc as it comes it was up to 2.6 times slower, as more of its tensors are faulted
-    in afresh every batch (``benchmarks/train_speed.py``, its evaluation line, on a 2-core EPYC).
-    """
-    check_positive_int("batch_size", batch_size)
-    if torch.device(device).type == "cuda":
-        return min(4 * batch_size, 1024)
-    return batch_size
 
 
 def rebatch(batches, batch_size):
@@ -105,20 +93,28 @@ def inplace_relu_after_bn(net):
 
 
 def _keeps_freed_memory(device, keep_freed_memory):
-    """Whether the allocator lever is in effect: ``None`` means on a CPU device; only with glibc."""
-    if keep_freed_memory is None:
-        keep_freed_memory = device.type == "cpu"
-    return bool(keep_freed_memory) and allocator.can_keep_freed_memory()
+    """Whether the allocator lever is in effect (``None``: as :meth:`Levers.resolve` decides)."""
+    return Levers(keep_freed_memory=keep_freed_memory, bf16=False, channels_last=False).resolve(device) \
+        .keep_freed_memory
+
+
+def _logits(net, X, tta):
+    """``net(X)``; with ``tta``, the log of the mean probabilities of ``X`` and its mirror image."""
+    if not tta:
+        return net(X)
+    probabilities = F.softmax(net(X).float(), dim=1) + F.softmax(net(X.flip(-1)).float(), dim=1)
+    return (probabilities / 2).log()
 
 
 def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=torch.contiguous_format,
-                      batch_size=None, keep_freed_memory=None):
+                      batch_size=None, keep_freed_memory=None, tta=False):
     """Fraction of correctly classified examples, in eval mode under ``torch.inference_mode``.
 
     Counts accumulate on the device and are read once at the end. With ``batch_size`` the
     examples are re-cut into batches of that size first (see :func:`rebatch`); the accuracy is
-    the same, only the number of batches changes. ``keep_freed_memory`` as in :func:`train`
-    (default: on for a CPU device).
+    the same, only the number of batches changes. ``bf16``, ``memory_format`` and
+    ``keep_freed_memory`` are the levers (:class:`minidense.options.Levers`), ``tta`` the recipe's
+    test-time augmentation.
     """
     if batch_size is not None:
         data_iter = rebatch(data_iter, batch_size)
@@ -130,12 +126,12 @@ def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=tor
             _autocast(device, bf16):
         for X, y in data_iter:
             X, y = _to_device(X, y, device, memory_format)
-            correct += (net(X).argmax(dim=1) == y).sum()
+            correct += (_logits(net, X, tta).argmax(dim=1) == y).sum()
             total += len(y)
     return correct.item() / total
 
 
-def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None):
+def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None, tta=False):
     """The true and the predicted class of every example, in eval mode under ``torch.inference_mode``.
 
     Args:
@@ -143,7 +139,8 @@ def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None):
         data_iter: an iterable of ``(X, y)`` batches.
         device: where to run ``net``; default where its parameters are.
         bf16: bf16 autocast, as :func:`train` evaluated (its history's provenance says which).
-        keep_freed_memory: as in :func:`train` (default: on for a CPU device).
+        keep_freed_memory: as in :class:`minidense.options.Levers` (default: on for a CPU device).
+        tta: the recipe's flip test-time augmentation.
 
     Returns:
         ``(y_true, y_pred)``: two int64 ``(num_examples,)`` tensors on the CPU, in the order of
@@ -155,7 +152,7 @@ def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None):
     with allocator.keep_freed_memory(_keeps_freed_memory(device, keep_freed_memory)), torch.inference_mode(), \
             _autocast(device, bf16):
         for X, y in data_iter:
-            y_pred.append(net(X.to(device)).argmax(dim=1).cpu())
+            y_pred.append(_logits(net, X.to(device), tta).argmax(dim=1).cpu())
             y_true.append(y.cpu())
     if not y_true:
         raise ValueError("data_iter yielded no batches: there is nothing to predict")
@@ -206,19 +203,298 @@ def recompute_bn_statistics(net, batches, num_batches, device=None, bf16=False,
     net.eval()
 
 
-def _make_scheduler(optimizer, schedule, lr, num_epochs, steps_per_epoch):
-    total = num_epochs * steps_per_epoch
+def _make_scheduler(optimizer, schedule, lr, total_steps):
     if schedule is None:
         return None
     if schedule == "onecycle":
-        # momentum stays what the caller chose: OneCycleLR would otherwise cycle it.
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total,
+        # momentum stays what the recipe says: OneCycleLR would otherwise cycle it.
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
                                                    cycle_momentum=False)
     if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     # "step": the paper's recipe, lr divided by 10 at 50% and 75% of the training
-    milestones = [int(total * 0.5), int(total * 0.75)]
+    milestones = [int(total_steps * 0.5), int(total_steps * 0.75)]
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+
+
+def _ema_with_warmup(decay):
+    """``multi_avg_fn`` of an exponential moving average whose decay grows to ``decay``.
+
+    After ``n`` updates the average moves towards the current weights by ``1 - d`` with
+    ``d = min(decay, (1 + n) / (10 + n))``: early on, when the weights are far from where they
+    will end, the average forgets them fast (as TensorFlow's ``ExponentialMovingAverage`` does with
+    ``num_updates``). Without it an average of a short run would still be mostly its first weights:
+    ``decay ** steps`` of them after ``steps`` updates. All on the device: no host sync.
+    """
+    def update(averaged, current, num_averaged):
+        n = num_averaged.to(torch.float32)
+        keep = torch.clamp((1 + n) / (10 + n), max=decay)
+        torch._foreach_mul_(averaged, keep)
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1 - keep))
+    return update
+
+
+def training_step(model, optimizer, X, y, bf16=False, label_smoothing=0.0):
+    """One step of SGD on the batch ``(X, y)``: forward (under bf16 autocast if asked), loss, backward, step.
+
+    Returns ``(loss, y_hat)``, both still on the device and attached to nothing (no host sync).
+    """
+    with _autocast(X.device, bf16):
+        y_hat = model(X)
+        loss = F.cross_entropy(y_hat, y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), y_hat.detach()
+
+
+# What a checkpoint must agree on with the run resuming from it: the recipe and, under a schedule,
+# what fixes the schedule's length (at a constant lr more epochs simply train on). A change is
+# refused, never silently ignored: the saved optimiser state would otherwise win over a new lr,
+# momentum or Nesterov, and a one-cycle schedule cannot be stretched after the fact.
+_SCHEDULE_LENGTH = ("num_epochs", "steps_per_epoch")
+
+
+def _rng_states():
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states):
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _save_checkpoint(path, state):
+    """``state`` written to ``path`` atomically: an interruption mid-write never leaves half a checkpoint."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_checkpoint(path, net, expected):
+    """The checkpoint's state, after checking that it is one and that it fits ``net`` and the run ``expected``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ValueError(f"{path} is not a minidense checkpoint ({error})") from error
+    needed = ("epoch", "model", "optimizer", "scheduler", "history", "recipe", "run", "rng")
+    if not isinstance(state, dict) or any(key not in state for key in needed):
+        have = ", ".join(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not a minidense checkpoint of this version: it needs "
+                         f"{', '.join(needed)}; it has {have}")
+    check_state_dict_fits(net, state["model"], source=f"checkpoint {path}")
+    differences = [f"{key}: checkpoint {state['recipe'].get(key)!r}, now {value!r}"
+                   for key, value in expected["recipe"].items() if state["recipe"].get(key) != value]
+    if expected["recipe"]["schedule"] is not None:
+        differences += [f"{key}: checkpoint {state['run'].get(key)!r}, now {expected['run'][key]!r} (the "
+                        f"{expected['recipe']['schedule']} schedule is laid out over the whole run)"
+                        for key in _SCHEDULE_LENGTH if state["run"].get(key) != expected["run"][key]]
+    if differences:
+        raise ValueError(f"cannot resume from {path}: the run has changed ({'; '.join(differences)}). "
+                         "Resume with the checkpoint's settings, or start afresh with another checkpoint file")
+    return state
+
+
+def _check_train_iter(train_iter, recipe):
+    try:
+        steps = len(train_iter)
+    except TypeError:
+        raise ValueError("train_iter must have a length (the number of batches per epoch): the schedule and "
+                         "the progress bar need it; wrap a generator in a list") from None
+    if steps == 0:
+        raise ValueError("train_iter has no batches: there is nothing to train on")
+    if recipe.augments and not hasattr(train_iter, "augmented"):
+        raise ValueError("the recipe augments the training images (translate, flip), which acts on the uint8 "
+                         "images before the resize: train_iter must be a minidense.data.FashionMNISTBatches "
+                         f"(got {type(train_iter).__name__})")
+    if recipe.ema_decay is not None and not recipe.precise_bn:
+        raise ValueError("ema_decay needs precise_bn > 0")
+    return steps
+
+
+def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recipe=None, levers=None,
+          checkpoint=None, resume=False, callback=None, progress=None, verbose=True, profile=None):
+    """Train ``net`` with SGD and cross-entropy; evaluate on ``test_iter`` after every epoch.
+
+    ``train(net, train_iter, test_iter, num_epochs, lr)`` is d2l's recipe (plain SGD at a
+    constant ``lr``). The weights are never re-initialised, so training continues from whatever
+    ``net`` holds.
+
+    Args:
+        net: the network; moved to ``device``.
+        train_iter, test_iter: iterables of ``(X, y)`` batches; ``train_iter`` needs a length.
+            When it has ``set_epoch`` (as :func:`minidense.load_fashion_mnist`'s does), epoch ``e``
+            gets its own order, so a resumed run sees the same batches as an uninterrupted one.
+        num_epochs: passes over ``train_iter``.
+        lr: learning rate; overrides the recipe's (``None``: the recipe's).
+        device: default CUDA when available, else the CPU.
+        recipe: a :class:`minidense.options.Recipe` or the name of one (``"d2l"``, ``"short"``,
+            ``"book"``); default d2l's. Its fields are documented there.
+        levers: a :class:`minidense.options.Levers` (speed only); ``None`` fields are decided by
+            :meth:`~minidense.options.Levers.resolve`.
+        checkpoint: path of a file holding model, optimiser, schedule, averaged weights, RNG states
+            and history, written after every epoch.
+        resume: continue from ``checkpoint`` (after its last finished epoch) when it exists. The
+            recipe, ``num_epochs`` and the batches per epoch must be the checkpoint's: a change
+            is refused with a message naming it, never silently ignored.
+        callback: ``callback(x, values)`` at points of the run (``x`` in epochs, fractions inside an
+            epoch; ``values`` the running ``train_loss``/``train_acc``, or an epoch's record), for
+            example :class:`minidense.plot.LivePlot`; its ``close()`` is called at the end.
+        progress: a tqdm progress bar; default on outside a notebook.
+        verbose: print the closing line.
+        profile: name of the profile the settings came from, for the record.
+
+    Returns:
+        A :class:`minidense.History`; with an averaged model or TTA, the last record also holds the
+        test accuracy of each way of evaluating (``test_acc_last``, ``test_acc_last_tta``,
+        ``test_acc_ema``, ``test_acc_ema_tta``, as far as they apply).
+    """
+    recipe = get_recipe(recipe)
+    if lr is not None:
+        recipe = recipe.replace(lr=lr)
+    check_positive_int("num_epochs", num_epochs)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
+    levers = levers if levers is not None else Levers()
+    if not isinstance(levers, Levers):
+        raise ValueError(f"levers must be a minidense.options.Levers, got {type(levers).__name__}")
+    if levers.compile and profile == "smoke":
+        raise ValueError("compile=True under the smoke profile: torch.compile takes minutes before the "
+                         "first step, longer than a smoke run may take")
+    steps_per_epoch = _check_train_iter(train_iter, recipe)
+    device = torch.device(device) if device is not None else default_device()
+    batch_size = getattr(train_iter, "batch_size", None)
+    levers = levers.resolve(device, batch_size if getattr(test_iter, "batch_size", None) is not None else None)
+    if recipe.augments:
+        train_iter = train_iter.augmented(recipe.translate, recipe.flip)
+    memory_format = levers.memory_format
+    progress = not _in_notebook() if progress is None else progress
+    if checkpoint is not None:
+        check_writable(checkpoint)
+
+    net.to(device, memory_format=memory_format)
+    model = torch.compile(net) if levers.compile else net
+    optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    scheduler = _make_scheduler(optimizer, recipe.schedule, recipe.lr, num_epochs * steps_per_epoch)
+    ema = None
+    if recipe.ema_decay is not None:
+        ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=_ema_with_warmup(recipe.ema_decay))
+
+    run = dict(num_epochs=num_epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+               num_train=getattr(train_iter, "num_examples", None),
+               num_test=getattr(test_iter, "num_examples", None))
+    history = History(provenance=provenance(device, profile, recipe=recipe, levers=levers,
+                                            **{k: v for k, v in run.items() if k != "steps_per_epoch"}))
+    start_epoch = 0
+    if resume and Path(checkpoint).exists():
+        state = _load_checkpoint(checkpoint, net, {"recipe": dataclasses.asdict(recipe), "run": run})
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        _set_rng_states(state["rng"])
+        start_epoch, history = state["epoch"], History.from_dict(state["history"])
+        if verbose:
+            print(f"resuming from {checkpoint} after epoch {start_epoch}")
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=(num_epochs - start_epoch) * steps_per_epoch, unit="batch", leave=False)
+    if callback is not None:
+        for record in history.records:
+            callback(record["epoch"], record)
+    report_every = max(1, steps_per_epoch // 5)
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(allocator.keep_freed_memory(levers.keep_freed_memory))
+        if levers.inplace_relu:
+            stack.enter_context(inplace_relu_after_bn(net))
+        for epoch in range(start_epoch, num_epochs):
+            net.train()
+            if hasattr(train_iter, "set_epoch"):
+                train_iter.set_epoch(epoch)
+            loss_sum = torch.zeros((), device=device)  # summed on the device, read once per report
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            n = 0
+            _sync(device)
+            start = time.perf_counter()
+            for i, (X, y) in enumerate(train_iter):
+                X, y = _to_device(X, y, device, memory_format)
+                loss, y_hat = training_step(model, optimizer, X, y, levers.bf16, recipe.label_smoothing)
+                if scheduler is not None:
+                    scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(net)
+                loss_sum += loss.float() * len(y)
+                correct += (y_hat.argmax(dim=1) == y).sum()
+                n += len(y)
+                if levers.host_sync:  # what d2l's Accumulator does: read the metrics back after every step
+                    loss_sum.item(), correct.item()
+                if bar is not None:
+                    bar.update()
+                if callback is not None and (i + 1) % report_every == 0 and i + 1 < steps_per_epoch:
+                    callback(epoch + (i + 1) / steps_per_epoch,
+                             {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n})
+            _sync(device)
+            seconds = time.perf_counter() - start
+            train_loss = loss_sum.item() / n
+            if not math.isfinite(train_loss):
+                raise FloatingPointError(
+                    f"the training loss became {train_loss} in epoch {epoch + 1}: the weights are lost. "
+                    f"Lower the learning rate (now {recipe.lr:g}); the checkpoint, if any, keeps the last good epoch")
+
+            accuracies = _evaluate(model, ema, train_iter, test_iter, epoch, device, recipe, levers,
+                                   every_way=epoch + 1 == num_epochs)
+            record = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n,
+                          test_acc=accuracies.pop("test_acc"), examples_per_sec=n / seconds, seconds=seconds,
+                          **accuracies)
+            history.append(**record)
+            if callback is not None:
+                callback(epoch + 1, record)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, {
+                    "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "ema": ema.state_dict() if ema is not None else None, "rng": _rng_states(),
+                    "history": history.to_dict(), "recipe": dataclasses.asdict(recipe), "run": run})
+
+    if bar is not None:
+        bar.close()
+    if callback is not None and hasattr(callback, "close"):
+        callback.close()
+    if verbose and history.records:
+        print(history.summary())
+    return history
+
+
+def _evaluate(model, ema, train_iter, test_iter, epoch, device, recipe, levers, every_way):
+    """``{"test_acc": ...}`` as the recipe evaluates; with ``every_way``, each other way too."""
+    nets = {"last": model} if ema is None else {"ema": ema.module, "last": model}
+    accuracies = {}
+    for name, net in nets.items():
+        if recipe.precise_bn:
+            # The same batches for every network evaluated; the RNG of augmentation is seeded per epoch.
+            if hasattr(train_iter, "set_epoch"):
+                train_iter.set_epoch(epoch)
+            recompute_bn_statistics(net, train_iter, recipe.precise_bn, device, levers.bf16, levers.memory_format)
+        for tta in ((recipe.tta, not recipe.tta) if every_way and (recipe.tta or ema is not None) else (recipe.tta,)):
+            key = f"test_acc_{name}{'_tta' if tta else ''}"
+            accuracies[key] = evaluate_accuracy(net, test_iter, device, levers.bf16, levers.memory_format,
+                                                levers.eval_batch_size, levers.keep_freed_memory, tta=tta)
+        if not every_way:
+            break
+    official = f"test_acc_{'ema' if ema is not None else 'last'}{'_tta' if recipe.tta else ''}"
+    result = {"test_acc": accuracies.pop(official) if not every_way else accuracies[official]}
+    if every_way and len(accuracies) > 1:
+        result.update(accuracies)
+    return result
 
 
 def _in_notebook():
@@ -228,207 +504,3 @@ def _in_notebook():
         return False
     shell = get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def _save_checkpoint(path, net, optimizer, scheduler, history, epoch):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"epoch": epoch, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "history": history.to_dict()}, tmp)
-    os.replace(tmp, path)  # an interruption mid-write never leaves half a checkpoint
-
-
-def _load_checkpoint(path, net, optimizer, scheduler):
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model_state, epoch = state["model"], state["epoch"]
-    except Exception as error:
-        raise ValueError(f"{path} is not a minidense checkpoint ({error})") from error
-    check_state_dict_fits(net, model_state, source=f"checkpoint {path}")
-    net.load_state_dict(model_state)
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    return epoch, History.from_dict(state["history"])
-
-
-def _check_options(num_epochs, lr, momentum, weight_decay, schedule, precise_bn, checkpoint, resume):
-    check_positive_int("num_epochs", num_epochs)
-    for name, value, low in (("lr", lr, 0.0), ("momentum", momentum, 0.0), ("weight_decay", weight_decay, 0.0)):
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < low or (
-                name == "lr" and value == 0):
-            raise ValueError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, "
-                             f"got {value!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if isinstance(precise_bn, bool) or not isinstance(precise_bn, int) or precise_bn < 0:
-        raise ValueError(f"precise_bn must be a number of batches >= 0, got {precise_bn!r}")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
-
-
-def train(net, train_iter, test_iter, num_epochs, lr, device=None, *, momentum=0.0, nesterov=False,
-          weight_decay=0.0, schedule=None, precise_bn=0, channels_last=None, bf16=None, compile=False,
-          checkpoint=None, resume=False, plot=None, progress=None, profile=None, verbose=True,
-          eval_batch_size=None, inplace_relu=True, host_sync=False, keep_freed_memory=None):
-    """Train ``net`` with SGD and cross-entropy; evaluate on ``test_iter`` after every epoch.
-
-    The defaults are d2l's recipe (plain SGD at a constant ``lr``). The weights are never
-    re-initialised, so training continues from whatever ``net`` holds.
-
-    Args:
-        net: the network; moved to ``device``.
-        train_iter, test_iter: iterables of ``(X, y)`` batches. When ``train_iter`` has
-            ``set_epoch`` (as :func:`minidense.load_fashion_mnist`'s does), epoch ``e`` gets
-            its own order, so a resumed run sees the same batches as an uninterrupted one.
-        num_epochs: passes over ``train_iter``.
-        lr: learning rate; with ``schedule="onecycle"`` its peak.
-        device: default CUDA when available, else the CPU.
-        momentum, nesterov, weight_decay: SGD options (the paper: 0.9, True, 1e-4).
-        schedule: ``None`` (constant), ``"step"`` (divide by 10 at 50% and 75%, the paper),
-            ``"cosine"`` or ``"onecycle"`` (warm up, then anneal), stepped every batch.
-        precise_bn: re-estimate BN statistics over this many training batches before each
-            evaluation (0: off).
-        channels_last: channels-last memory format; ``None`` probes whether it pays here
-            (:func:`minidense.hardware.channels_last_pays`, with the precision chosen).
-        bf16: bf16 autocast; ``None`` uses it where the hardware runs bf16 natively
-            (:func:`minidense.hardware.bf16_pays`).
-        compile: wrap the network in ``torch.compile`` (off by default: on the book's CPUs
-            it compiled for minutes and then ran no faster; refused under the ``smoke`` profile).
-        checkpoint: path of a file holding model, optimiser and history, written after every epoch.
-        resume: continue from ``checkpoint`` (from its last finished epoch) when it exists.
-        plot: live curves that update in place; default on in a notebook.
-        progress: a tqdm progress bar; default on outside a notebook.
-        profile: name of the profile the settings came from, for the record.
-        verbose: print the closing line.
-        eval_batch_size: batch size of evaluation; ``None``: :func:`default_eval_batch_size` of the training
-            batch on this device (on a GPU four times it, at most 1,024; on a CPU the training batch),
-            or the test set's own batches when their size
-            is unknown.
-        inplace_relu: every ReLU right after a BatchNorm works in place during training
-            (:func:`inplace_relu_after_bn`); identical results, a little less memory traffic.
-        host_sync: read the loss and accuracy back to the host after every step, as d2l does
-            (to measure what that costs); by default they accumulate on the device and are
-            read once per epoch or plot update.
-        keep_freed_memory: while training on a CPU, malloc keeps freed memory for the next step
-            instead of the kernel mapping and zeroing it again every step
-            (:func:`minidense.allocator.keep_freed_memory`; Linux with glibc). ``None``: on for a
-            CPU device. The process holds its peak memory until ``train`` returns.
-
-    Returns:
-        A :class:`minidense.History`.
-    """
-    _check_options(num_epochs, lr, momentum, weight_decay, schedule, precise_bn, checkpoint, resume)
-    if compile and profile == "smoke":
-        raise ValueError("compile=True under the smoke profile: torch.compile takes minutes before the "
-                         "first step, longer than a smoke run may take")
-    device = torch.device(device) if device is not None else default_device()
-    if eval_batch_size is None and getattr(test_iter, "batch_size", None) is not None:
-        eval_batch_size = default_eval_batch_size(getattr(train_iter, "batch_size", None) or test_iter.batch_size,
-                                                  device)
-    if eval_batch_size is not None:
-        check_positive_int("eval_batch_size", eval_batch_size)
-    if bf16 is None:
-        bf16 = bf16_pays(device)
-    if channels_last is None:
-        channels_last = channels_last_pays(device, bf16)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    keep_freed_memory = _keeps_freed_memory(device, keep_freed_memory)
-    in_notebook = _in_notebook()
-    plot = in_notebook if plot is None else plot
-    progress = not in_notebook if progress is None else progress
-
-    net.to(device, memory_format=memory_format)
-    model = torch.compile(net) if compile else net
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, nesterov=nesterov,
-                                weight_decay=weight_decay)
-    steps_per_epoch = len(train_iter)
-    scheduler = _make_scheduler(optimizer, schedule, lr, num_epochs, steps_per_epoch)
-
-    settings = dict(num_epochs=num_epochs, lr=lr, momentum=momentum, nesterov=nesterov,
-                    weight_decay=weight_decay, schedule=schedule, precise_bn=precise_bn,
-                    channels_last=channels_last, bf16=bf16, compile=compile,
-                    eval_batch_size=eval_batch_size, inplace_relu=inplace_relu, host_sync=host_sync,
-                    keep_freed_memory=keep_freed_memory, batch_size=getattr(train_iter, "batch_size", None),
-                    num_train=getattr(train_iter, "num_examples", None),
-                    num_test=getattr(test_iter, "num_examples", None))
-    history, start_epoch = History(provenance=provenance(device, profile, **settings)), 0
-    if resume and Path(checkpoint).exists():
-        start_epoch, history = _load_checkpoint(checkpoint, net, optimizer, scheduler)
-        if verbose:
-            print(f"resuming from {checkpoint} after epoch {start_epoch}")
-
-    live = None
-    if plot:
-        from minidense.plot import LivePlot
-
-        live = LivePlot(num_epochs, title=f"{type(net).__name__} on {device}")
-        for record in history.records:
-            live.add(record["epoch"], record)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=(num_epochs - start_epoch) * steps_per_epoch, unit="batch", leave=False)
-    plot_every = max(1, steps_per_epoch // 5)
-
-    with contextlib.ExitStack() as levers:
-        levers.enter_context(allocator.keep_freed_memory(keep_freed_memory))
-        if inplace_relu:
-            levers.enter_context(inplace_relu_after_bn(net))
-        for epoch in range(start_epoch, num_epochs):
-            net.train()
-            if hasattr(train_iter, "set_epoch"):
-                train_iter.set_epoch(epoch)
-            loss_sum = torch.zeros((), device=device)  # summed on the device, read once per plot update
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            n = 0
-            _sync(device)
-            start = time.perf_counter()
-            for i, (X, y) in enumerate(train_iter):
-                X, y = _to_device(X, y, device, memory_format)
-                with _autocast(device, bf16):
-                    y_hat = model(X)
-                    loss = F.cross_entropy(y_hat, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                with torch.no_grad():
-                    loss_sum += loss.detach().float() * len(y)
-                    correct += (y_hat.argmax(dim=1) == y).sum()
-                n += len(y)
-                if host_sync:  # what d2l's Accumulator does: read the metrics back after every step
-                    loss_sum.item(), correct.item()
-                if bar is not None:
-                    bar.update()
-                if live is not None and (i + 1) % plot_every == 0 and i + 1 < steps_per_epoch:
-                    live.add(epoch + (i + 1) / steps_per_epoch,
-                             {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n})
-            _sync(device)
-            seconds = time.perf_counter() - start
-
-            if precise_bn:
-                if hasattr(train_iter, "set_epoch"):
-                    train_iter.set_epoch(epoch)
-                recompute_bn_statistics(model, train_iter, precise_bn, device, bf16, memory_format)
-            test_acc = evaluate_accuracy(model, test_iter, device, bf16, memory_format, eval_batch_size,
-                                         keep_freed_memory)
-            record = dict(epoch=epoch + 1, train_loss=loss_sum.item() / n, train_acc=correct.item() / n,
-                          test_acc=test_acc, examples_per_sec=n / seconds, seconds=seconds)
-            history.append(**record)
-            if live is not None:
-                live.add(epoch + 1, record)
-            if checkpoint is not None:
-                _save_checkpoint(checkpoint, net, optimizer, scheduler, history, epoch + 1)
-
-    if bar is not None:
-        bar.close()
-    if live is not None:
-        live.close()
-    if verbose and history.records:
-        print(history.summary())
-    return history

@@ -1,0 +1,246 @@
+"""The options of a training run, in two groups, each a frozen dataclass documented field by field.
+
+* :class:`Recipe`: how the weights are optimised (what is computed).
+* :class:`Levers`: how fast it is computed, never what (:meth:`Levers.resolve` decides every
+  default in one place, probing the hardware once).
+
+The budget (data, epochs, batch, resize and which recipe) is a :class:`minidense.Profile`. Every
+field's ``help`` below is its one description: the command line's flags, ``compare``'s keys and the
+History's provenance are generated from these fields.
+"""
+
+import dataclasses
+import math
+import numbers
+import typing
+
+import torch
+
+__all__ = ["Recipe", "Levers", "RECIPES", "SCHEDULES", "recipe", "fields_of", "parse_field", "MAX_TRANSLATE",
+           "default_eval_batch_size"]
+
+SCHEDULES = (None, "step", "cosine", "onecycle")
+MAX_TRANSLATE = 8  # pixels of the 28x28 image; more moves a garment mostly out of the frame
+
+
+def _option(default, help, choices=None):
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _check_number(name, value, low, high=math.inf, low_open=False, high_open=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < low or (low_open and value == low) or value > high or (high_open and value == high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How the weights are optimised. The defaults are d2l's recipe: plain SGD at a constant ``lr``."""
+
+    lr: float = _option(0.1, "learning rate (with a schedule, its peak)")
+    momentum: float = _option(0.0, "SGD momentum (0: plain SGD, as d2l)")
+    nesterov: bool = _option(False, "Nesterov momentum (needs momentum > 0)")
+    weight_decay: float = _option(0.0, "L2 penalty added to the gradient by the optimiser")
+    schedule: str | None = _option(None, "learning-rate schedule, stepped every batch: none (constant), "
+                                         "step (divide by 10 at 50% and 75%, the paper), cosine, or "
+                                         "onecycle (warm up for 30%, then anneal)", SCHEDULES)
+    precise_bn: int = _option(0, "training batches that re-estimate the BN statistics before each "
+                                 "evaluation (0: off)")
+    label_smoothing: float = _option(0.0, "share of the target's probability spread evenly over all "
+                                          "classes, in [0, 1)")
+    translate: int = _option(0, "shift each training image by up to this many pixels (of the 28x28 "
+                                f"image) in each direction, at most {MAX_TRANSLATE}")
+    flip: bool = _option(False, "flip each training image left to right with probability 1/2")
+    ema_decay: float | None = _option(None, "evaluate an exponential moving average of the weights with "
+                                            "this decay per step, in (0, 1), its BN statistics recomputed "
+                                            "(none: the last weights)")
+    tta: bool = _option(False, "test-time augmentation: average the predicted probabilities of each test "
+                               "image and its mirror image")
+
+    def __post_init__(self):
+        _check_number("lr", self.lr, 0, low_open=True)
+        _check_number("momentum", self.momentum, 0)
+        _check_number("weight_decay", self.weight_decay, 0)
+        _check_number("label_smoothing", self.label_smoothing, 0)
+        if self.label_smoothing >= 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}: at 1 the "
+                             "target says nothing about the class")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0: Nesterov momentum is a kind of momentum")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(map(str, SCHEDULES))}, got {self.schedule!r}")
+        for name in ("precise_bn", "translate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.translate > MAX_TRANSLATE:
+            raise ValueError(f"translate must be at most {MAX_TRANSLATE} pixels of the 28x28 image, "
+                             f"got {self.translate}")
+        if self.ema_decay is not None:
+            _check_number("ema_decay", self.ema_decay, 0, 1, low_open=True, high_open=True)
+            if self.precise_bn == 0:
+                raise ValueError("ema_decay needs precise_bn > 0: the averaged weights need BN statistics "
+                                 "of their own, recomputed over that many training batches")
+        for name in ("nesterov", "flip", "tta"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def __str__(self):
+        if self == RECIPES["d2l"].replace(lr=self.lr):
+            return f"d2l (constant lr {self.lr:g}, plain SGD)"
+        parts = [f"{self.schedule or 'constant'} lr {self.lr:g}"]
+        if self.momentum:
+            parts.append(f"{'Nesterov ' if self.nesterov else ''}momentum {self.momentum:g}")
+        if self.weight_decay:
+            parts.append(f"weight decay {self.weight_decay:g}")
+        if self.precise_bn:
+            parts.append(f"BN re-estimated over {self.precise_bn} batches")
+        if self.label_smoothing:
+            parts.append(f"label smoothing {self.label_smoothing:g}")
+        if self.translate or self.flip:
+            parts.append("augmentation (" + ", ".join(
+                ([f"shifts up to {self.translate} px"] if self.translate else []) + (["flips"] if self.flip else []))
+                + ")")
+        if self.ema_decay is not None:
+            parts.append(f"EMA of the weights (decay {self.ema_decay:g})")
+        if self.tta:
+            parts.append("flip TTA")
+        return ", ".join(parts)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (checked like a new recipe)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def augments(self):
+        """Whether the training images are augmented."""
+        return bool(self.translate or self.flip)
+
+
+_SHORT = Recipe(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle", precise_bn=20)
+
+RECIPES = {
+    # d2l's recipe: plain SGD at a constant learning rate. The full profile keeps it, so that the
+    # comparison with d2l's published result stays fair.
+    "d2l": Recipe(),
+    # For a short budget: an annealed schedule and BN statistics re-estimated before evaluating
+    # (the chapter "Training DenseNet" shows why).
+    "short": _SHORT,
+    # The book's own recipe (the chapter "Training it well"): the short-budget recipe at d2l's peak
+    # learning rate, with label smoothing, shifted and flipped training images, an average of the
+    # weights and flip test-time augmentation.
+    "book": _SHORT.replace(lr=0.1, label_smoothing=0.1, translate=2, flip=True, ema_decay=0.998, tta=True),
+}
+
+
+def recipe(name_or_recipe=None):
+    """A :class:`Recipe` from its name in :data:`RECIPES` (``None``: d2l's); a Recipe passes through."""
+    if isinstance(name_or_recipe, Recipe):
+        return name_or_recipe
+    if name_or_recipe is None:
+        return RECIPES["d2l"]
+    if name_or_recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {name_or_recipe!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[name_or_recipe]
+
+
+@dataclasses.dataclass(frozen=True)
+class Levers:
+    """How fast training runs, never what it computes. ``None`` means: decided by :meth:`resolve`."""
+
+    bf16: bool | None = _option(None, "bf16 autocast (default: where the hardware runs bf16 natively: CUDA "
+                                      "with bf16, a CPU with AVX-512 BF16 or AMX)")
+    channels_last: bool | None = _option(None, "channels-last memory format (default: probed on this "
+                                               "machine in the precision chosen)")
+    compile: bool = _option(False, "torch.compile the network (refused under the smoke profile: it "
+                                   "compiles for minutes before the first step)")
+    eval_batch_size: int | None = _option(None, "evaluation batch (default: on a GPU 4x the training batch, "
+                                                "at most 1,024; on a CPU the training batch)")
+    inplace_relu: bool = _option(True, "every ReLU right after a BatchNorm works in place while training")
+    host_sync: bool = _option(False, "read the loss and accuracy back to the host after every step, as d2l "
+                                     "does (default: they accumulate on the device)")
+    keep_freed_memory: bool | None = _option(None, "malloc keeps freed memory for the next step instead of "
+                                                   "the kernel zeroing it again (default: on a CPU; Linux "
+                                                   "with glibc)")
+
+    def __post_init__(self):
+        if self.eval_batch_size is not None and (isinstance(self.eval_batch_size, bool) or not isinstance(
+                self.eval_batch_size, numbers.Integral) or self.eval_batch_size <= 0):
+            raise ValueError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}")
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def resolve(self, device, batch_size=None):
+        """Every ``None`` decided for ``device``: the one place the levers' defaults are chosen.
+
+        ``batch_size`` is the training batch (for the evaluation batch; without it, the test
+        set's own batches are kept).
+        """
+        from minidense import allocator
+        from minidense.hardware import bf16_pays, channels_last_pays
+
+        device = torch.device(device)
+        bf16 = bf16_pays(device) if self.bf16 is None else self.bf16
+        channels_last = channels_last_pays(device, bf16) if self.channels_last is None else self.channels_last
+        eval_batch_size = self.eval_batch_size
+        if eval_batch_size is None and batch_size is not None:
+            eval_batch_size = default_eval_batch_size(batch_size, device)
+        keep = device.type == "cpu" if self.keep_freed_memory is None else self.keep_freed_memory
+        return self.replace(bf16=bf16, channels_last=channels_last, eval_batch_size=eval_batch_size,
+                            keep_freed_memory=bool(keep) and allocator.can_keep_freed_memory())
+
+    @property
+    def memory_format(self):
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def default_eval_batch_size(batch_size, device="cpu"):
+    """Evaluation batch for a training batch of ``batch_size`` on ``device``.
+
+    On a GPU four times as large, at most 1,024: under ``torch.inference_mode`` no activation is
+    kept for a backward pass, and fewer, larger batches pay less per-batch overhead (Python,
+    kernel launches). On a CPU the training batch itself: there a larger batch was never faster
+    (the chapter "Making training fast" measures both).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if torch.device(device).type == "cuda":
+        return min(4 * batch_size, 1024)
+    return batch_size
+
+
+def fields_of(cls):
+    """``{name: dataclasses.Field}`` of an option group."""
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _base_type(field):
+    """The field's type without ``| None``: bool, int, float or str."""
+    kinds = [t for t in typing.get_args(field.type) or (field.type,) if t is not type(None)]
+    return kinds[0]
+
+
+def parse_field(field, text):
+    """A field's value from its text on the command line (``none`` for ``None``, ``true``/``false``)."""
+    optional = type(None) in typing.get_args(field.type)
+    if optional and text.lower() == "none":
+        return None
+    choices = field.metadata.get("choices")
+    if choices is not None:
+        value = None if text == "none" else text
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join('none' if c is None else c for c in choices)}, "
+                             f"got {text!r}")
+        return value
+    kind = _base_type(field)
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return text.lower() == "true"
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
