@@ -13,17 +13,17 @@ Usage::
 """
 
 import argparse
-import datetime
+import dataclasses
 import json
 import os
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
 import minidense
-from minidense.hardware import bf16_pays, channels_last_pays, device_name
+from minidense._files import write_json
+from minidense.history import provenance
 
 
 def main(argv=None):
@@ -43,21 +43,20 @@ def main(argv=None):
     num_train, num_test = args.num_train or p.num_train, args.num_test or p.num_test
     num_epochs = args.epochs or p.num_epochs
     device = torch.device("cpu")
-    bf16 = bf16_pays(device)
-    on = dict(bf16=bf16, channels_last=channels_last_pays(device, bf16), inplace_relu=True, eval_batch_size=None)
-    off = dict(bf16=False, channels_last=False, inplace_relu=False, eval_batch_size=p.batch_size,
-               keep_freed_memory=False)
+    on = minidense.Levers().resolve(device, p.batch_size)  # what the probes choose
+    off = minidense.Levers(bf16=False, channels_last=False, inplace_relu=False, eval_batch_size=p.batch_size,
+                           keep_freed_memory=False)
     runs = []
     for seed in args.seeds:
         for name, levers in (("levers on", on), ("levers off", off)):
             train_iter, test_iter = minidense.load_fashion_mnist(p.batch_size, p.resize, args.data, device,
                                                                  num_train, num_test, seed=seed)
             torch.manual_seed(seed)
-            history = minidense.train(minidense.densenet(), train_iter, test_iter, num_epochs, p.lr, device,
-                                      plot=False, progress=False, **p.train_options(), **levers)
+            history = minidense.train(minidense.densenet(), train_iter, test_iter, num_epochs, device=device,
+                                      recipe=p.recipe, levers=levers, progress=False)
             runs.append(dict(seed=seed, levers=name, **{k: history.last[k] for k in
                                                          ("train_loss", "train_acc", "test_acc")},
-                             examples_per_sec=history.examples_per_sec, settings=levers))
+                             examples_per_sec=history.examples_per_sec, settings=dataclasses.asdict(levers)))
             print(f"seed {seed}, {name}: {history.summary()}", flush=True)
     summary = {}
     for name in ("levers on", "levers off"):
@@ -65,14 +64,10 @@ def main(argv=None):
         summary[name] = {"mean_test_acc": statistics.mean(accs),
                          "std_test_acc": statistics.stdev(accs) if len(accs) > 1 else 0.0}
     result = {"provenance": {
-        "command": " ".join(["python", *sys.argv]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "load_average_start": list(os.getloadavg()),
-        "profile": p.name, "num_train": num_train, "num_test": num_test, "num_epochs": num_epochs,
-        "batch_size": p.batch_size, "lr": p.lr}, "runs": runs, "summary": summary}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+        **provenance(device, p.name, recipe=minidense.recipe(p.recipe)), "torch_threads": torch.get_num_threads(),
+        "load_average_start": list(os.getloadavg()), "num_train": num_train, "num_test": num_test,
+        "num_epochs": num_epochs, "batch_size": p.batch_size}, "runs": runs, "summary": summary}
+    write_json(args.out, result)
     print(json.dumps(summary, indent=1))
 
 

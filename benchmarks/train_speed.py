@@ -26,7 +26,7 @@ Usage::
 
 import argparse
 import contextlib
-import datetime
+import dataclasses
 import functools
 import io
 import json
@@ -34,6 +34,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -43,19 +44,28 @@ import matplotlib
 
 matplotlib.use("Agg")  # train_ch6 draws an animated plot; off screen here
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from torchvision import transforms  # noqa: E402
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision import transforms
 
-import minidense  # noqa: E402
-from minidense.allocator import can_keep_freed_memory, keep_freed_memory  # noqa: E402
-from minidense.data import balanced_subset, data_root, load_fashion_mnist, resize_batch  # noqa: E402
-from minidense.hardware import bf16_pays, channels_last_pays, device_name  # noqa: E402
-from minidense.training import default_eval_batch_size, evaluate_accuracy, inplace_relu_after_bn  # noqa: E402
-from minidense.history import git_commit  # noqa: E402
+import minidense
+from minidense._files import write_json
+from minidense.allocator import keep_freed_memory
+from minidense.data import balanced_subset, data_root, load_fashion_mnist, resize_batch
+from minidense.hardware import device_name
+from minidense.history import provenance
+from minidense.options import Levers
+from minidense.training import (
+    RunningMetrics,
+    evaluate_accuracy,
+    inplace_relu_after_bn,
+    levers_in_effect,
+    prepared,
+    training_step,
+)
 
 D2L_WORKERS = 4  # d2l.get_dataloader_workers()
 # Set before the run, these make PyTorch's and oneDNN's kernels use at most AVX2 (no AVX-512, no
@@ -166,11 +176,12 @@ def matmul_peak(device, dtype, sizes, repeats):
     for size in sorted(sizes):
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
-        first = seconds_of(lambda: a @ b, device)  # a warm-up, unless it is already too slow to repeat
+        product = functools.partial(torch.matmul, a, b)
+        first = seconds_of(product, device)  # a warm-up, unless it is already too slow to repeat
         if first > 1.0:
             return max(best, 2 * size ** 3 / first)
         for _ in range(repeats):
-            best = max(best, 2 * size ** 3 / seconds_of(lambda: a @ b, device))
+            best = max(best, 2 * size ** 3 / seconds_of(product, device))
     return best
 
 
@@ -191,9 +202,9 @@ def saved_bytes_per_image(net, X, y, bf16, device):
         seen[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(net(X), y)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), \
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = F.cross_entropy(net(X), y)
     loss.backward()
     net.zero_grad(set_to_none=True)
     return sum(seen.values()) / len(y)
@@ -217,25 +228,17 @@ def d2l_step(net, optimizer, X, y):
     return step
 
 
-def minidense_step(net, optimizer, X, y, bf16, host_sync):
-    """The body of :func:`minidense.train`'s loop: metrics stay on the device unless ``host_sync``."""
-    loss_sum = torch.zeros((), device=X.device)
-    correct = torch.zeros((), dtype=torch.int64, device=X.device)
-
-    def step():
-        nonlocal loss_sum, correct
-        with torch.autocast(X.device.type, dtype=torch.bfloat16, enabled=bf16):
-            y_hat = net(X)
-            loss = F.cross_entropy(y_hat, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            loss_sum += loss.detach().float() * len(y)
-            correct += (y_hat.argmax(dim=1) == y).sum()
-        if host_sync:
-            loss_sum.item(), correct.item()
-    return step
+def minidense_step(stack, levers, X, y, lr, seed, device):
+    """One call of the library's own :func:`minidense.training.training_step`, as :func:`minidense.train`
+    makes it, with ``levers`` (resolved) in effect until ``stack`` closes."""
+    torch.manual_seed(seed)
+    net = minidense.densenet()
+    model = prepared(net, levers, device)
+    stack.enter_context(levers_in_effect(net, levers))
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    metrics = RunningMetrics(device)
+    X = X.contiguous(memory_format=levers.memory_format)
+    return lambda: training_step(model, optimizer, X, y, levers.bf16, metrics=metrics, host_sync=levers.host_sync)
 
 
 def timed_rounds(steps, rounds, device):
@@ -271,191 +274,223 @@ def load_average():
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
-# ---- the benchmark ------------------------------------------------------------------------------------
+# ---- the measurements, each in a process of its own ---------------------------------------------------
+#
+# malloc's settings are process-wide, and keep_freed_memory cannot give back glibc's start-up
+# behaviour (see minidense.allocator). So every measurement runs in a fresh process: the rows with
+# malloc as it comes never follow anything that kept freed memory, whatever the order below.
 
-def run(args):
+def _setting(args):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    root = data_root(args.data)
-    batch_size, resize, lr = args.batch_size, args.resize, args.lr
-    if -(-args.num_train // batch_size) < 5:
-        raise SystemExit(f"d2l.train_ch6 divides by zero with fewer than 5 batches per epoch: "
-                         f"{args.num_train} images in batches of {batch_size} make "
-                         f"{-(-args.num_train // batch_size)}")
-    result = {"provenance": {
-        "command": " ".join(["python", *sys.argv]), "date": datetime.datetime.now(
-            datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device), "device_name": device_name(device), "cpu_flags": cpu_flags(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "instruction_set_limits": {
-            name: os.environ[name] for name in ISA_LIMITS if name in os.environ},
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "torchvision": torchvision.__version__, "python": platform.python_version(), "git_commit": git_commit(),
-        "load_average_before": load_average()},
-        "settings": {"num_train": args.num_train, "num_test": args.num_test, "batch_size": batch_size,
-                     "resize": resize, "lr": lr, "num_epochs": args.epochs, "step_rounds": args.rounds,
-                     "smoke": args.smoke}}
+    levers = Levers().resolve(device, args.batch_size)
+    return device, levers, data_root(args.data)
 
-    # levers as the probes choose them
-    bf16 = bf16_pays(device)
-    channels_last = channels_last_pays(device, bf16)
-    eval_batch_size = default_eval_batch_size(batch_size, device)
-    keep_memory = device.type == "cpu" and can_keep_freed_memory()
-    result["levers"] = {"bf16": bf16, "channels_last": channels_last, "inplace_relu": True,
-                        "host_sync": False, "eval_batch_size": eval_batch_size, "compile": False,
-                        "on_device_data": True, "keep_freed_memory": keep_memory}
-    print(f"device: {device} ({device_name(device)}); probed levers: bf16={bf16}, "
-          f"channels_last={channels_last}, keep_freed_memory={keep_memory}; eval batch {eval_batch_size}")
 
-    # ---- hardware limit
-    flops = flops_per_image(resize)
+def _one_batch(args, device, root):
+    step_iter, eval_iter = load_fashion_mnist(args.batch_size, args.resize, root, device, args.num_train,
+                                              args.num_test, seed=args.seed)
+    first = step_iter.order(0)[:args.batch_size].to(device)
+    return resize_batch(step_iter.images[first], args.resize), step_iter.labels[first], eval_iter
+
+
+def measure_hardware(args):
+    device, _, _ = _setting(args)
+    flops = flops_per_image(args.resize)
     sizes, repeats = ((256,), 3) if args.smoke else ((512, 1024, 2048, 4096), 5)
     peaks = {precision: matmul_peak(device, dtype, sizes, repeats)
              for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
-    result["hardware"] = {"flops_per_image": flops, "matmul_flops_per_sec": peaks,
-                          "limit_images_per_sec": {k: v / flops for k, v in peaks.items()}}
-    print(f"one training image: {flops / 1e9:.3f} GFLOP; matmul peak fp32 {peaks['fp32'] / 1e9:.0f}, "
-          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; limit {peaks['fp32'] / flops:.0f} (fp32) / "
-          f"{peaks['bf16'] / flops:.0f} (bf16) images/s")
+    return {"flops_per_image": flops, "matmul_flops_per_sec": peaks,
+            "limit_images_per_sec": {k: v / flops for k, v in peaks.items()}}
 
-    # ---- the training step of one batch of the real images, already in memory
-    step_iter, eval_iter = load_fashion_mnist(batch_size, resize, root, device, args.num_train, args.num_test,
-                                              seed=args.seed)
-    first = step_iter.order(0)[:batch_size].to(device)
-    X, y = resize_batch(step_iter.images[first], resize), step_iter.labels[first]
 
-    def ours(bf16=bf16, channels_last=channels_last, inplace_relu=True, host_sync=False, compile=False):
-        torch.manual_seed(args.seed)
-        net = minidense.densenet().to(device)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        net.to(memory_format=memory_format)
-        if inplace_relu:
-            stack.enter_context(inplace_relu_after_bn(net))
-        model = torch.compile(net) if compile else net
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        return minidense_step(model, optimizer, X.contiguous(memory_format=memory_format), y, bf16, host_sync)
-
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    eval_net = minidense.densenet().to(device, memory_format=memory_format)
-
-    def evaluation_rates(keep, how):
-        """Images/s of evaluating the test images at the training batch and at four times it
-        (after a warm-up of each, the median of ``args.rounds`` passes taken in turns)."""
-        eval_batch_sizes = (batch_size, 4 * batch_size)
-        passes = {size: functools.partial(evaluate_accuracy, eval_net, eval_iter, device, bf16, memory_format,
-                                          size, keep_freed_memory=keep) for size in eval_batch_sizes}
-        seconds = timed_rounds(passes, args.rounds, device)
-        return {f"eval, batch {size}" + (f", {how}" if how else ""): args.num_test / seconds[size][1]
-                for size in eval_batch_sizes}
-
-    # malloc's settings are process-wide and keep_freed_memory cannot give back glibc's start-up
-    # behaviour (see minidense.allocator), so everything that runs with malloc as it comes, d2l's
-    # pipeline first, runs before anything keeps freed memory
+def measure_d2l_end_to_end(args):
     import d2l.torch as d2l
 
+    device, _, root = _setting(args)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    train_loader, test_loader = d2l_loaders(batch_size, resize, root, args.num_train, args.num_test)
+    train_loader, test_loader = d2l_loaders(args.batch_size, args.resize, root, args.num_train, args.num_test)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        d2l.train_ch6(d2l_densenet(), train_loader, test_loader, args.epochs, lr, device)
-    d2l_seconds = time.perf_counter() - start
-    matplotlib.pyplot.close("all")
-    d2l_lines = [line for line in printed.getvalue().splitlines() if "examples/sec" in line or "test acc" in line]
-    d2l_printed = float(re.search(r"([\d.]+) examples/sec", printed.getvalue()).group(1))
+        d2l.train_ch6(d2l_densenet(), train_loader, test_loader, args.epochs, args.lr, device)
+    seconds = time.perf_counter() - start
+    lines = [line for line in printed.getvalue().splitlines() if "examples/sec" in line or "test acc" in line]
+    return {"seconds": seconds, "images_per_sec": args.num_train * args.epochs / seconds, "printed": lines,
+            "printed_examples_per_sec": float(re.search(r"([\d.]+) examples/sec", printed.getvalue()).group(1))}
 
-    torch.manual_seed(args.seed)
-    d2l_net = d2l_densenet().to(device)
-    with contextlib.ExitStack() as stack:
-        as_malloc_does = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=lr), X, y),
-                          "no levers (fp32, contiguous, host sync)": ours(bf16=False, channels_last=False,
-                                                                          inplace_relu=False, host_sync=True)}
-        if keep_memory:
-            as_malloc_does["- keep freed memory"] = ours()
-        seconds = timed_rounds(as_malloc_does, args.rounds, device)
-    eval_seconds = evaluation_rates(False, "malloc as it comes") if keep_memory else {}
 
-    # ---- end to end: reading the data, training, evaluating
+def measure_minidense_end_to_end(args):
+    device, levers, root = _setting(args)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    train_iter, test_iter = load_fashion_mnist(batch_size, resize, root, device, args.num_train, args.num_test,
-                                               seed=args.seed)
-    history = minidense.train(minidense.densenet(), train_iter, test_iter, args.epochs, lr, device,
-                              plot=False, progress=False, verbose=False)
-    ours_seconds = time.perf_counter() - start
-    images = args.num_train * args.epochs
-    result["end_to_end"] = {
-        "d2l": {"seconds": d2l_seconds, "images_per_sec": images / d2l_seconds, "printed": d2l_lines,
-                "printed_examples_per_sec": d2l_printed},
-        "minidense": {"seconds": ours_seconds, "images_per_sec": images / ours_seconds,
-                      "printed": history.summary(), "test_acc": history.last["test_acc"]},
-        "ratio": d2l_seconds / ours_seconds}
-    print(f"end to end ({images:,} training + {args.num_test * args.epochs:,} test images): d2l "
-          f"{images / d2l_seconds:.1f} images/s ({d2l_seconds:.1f} s; d2l prints {d2l_printed:.1f} examples/s), "
-          f"minidense {images / ours_seconds:.1f} images/s ({ours_seconds:.1f} s): "
-          f"{d2l_seconds / ours_seconds:.2f}x")
+    train_iter, test_iter = load_fashion_mnist(args.batch_size, args.resize, root, device, args.num_train,
+                                               args.num_test, seed=args.seed)
+    history = minidense.train(minidense.densenet(), train_iter, test_iter, args.epochs, args.lr, device,
+                              levers=levers, progress=False, verbose=False)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "images_per_sec": args.num_train * args.epochs / seconds,
+            "printed": history.summary(), "test_acc": history.last["test_acc"]}
 
-    # ---- the ablation: each lever off (or on) alone, as minidense.train runs it
+
+def _evaluation_rates(args, device, levers, eval_iter, how):
+    """Images/s of evaluating the test images at the training batch and at four times it."""
+    net = minidense.densenet().to(device, memory_format=levers.memory_format)
+    sizes = (args.batch_size, 4 * args.batch_size)
+    passes = {size: functools.partial(evaluate_accuracy, net, eval_iter, device, levers.bf16, levers.memory_format,
+                                      size, keep_freed_memory=levers.keep_freed_memory) for size in sizes}
+    seconds = timed_rounds(passes, args.rounds, device)
+    return {f"eval, batch {size}, {how}": args.num_test / seconds[size][1] for size in sizes}
+
+
+def measure_steps_malloc_as_it_comes(args):
+    """d2l's step, ours without any lever, and ours with every lever but kept memory; evaluation likewise."""
+    device, levers, root = _setting(args)
+    X, y, eval_iter = _one_batch(args, device, root)
+    torch.manual_seed(args.seed)
+    d2l_net = d2l_densenet().to(device)
+    steps = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=args.lr), X, y)}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(keep_freed_memory(keep_memory))
-        kept = {"minidense, all levers (probed defaults)": ours()}
-        if bf16:
-            kept["- bf16 autocast"] = ours(bf16=False)
-        if channels_last:
-            kept["- channels_last"] = ours(channels_last=False)
-        kept["- in-place ReLU after BN"] = ours(inplace_relu=False)
-        kept["+ host sync every step"] = ours(host_sync=True)
+        none = Levers(bf16=False, channels_last=False, inplace_relu=False, host_sync=True, keep_freed_memory=False)
+        steps["no levers (fp32, contiguous, host sync)"] = minidense_step(stack, none.resolve(device), X, y, args.lr,
+                                                                          args.seed, device)
+        if levers.keep_freed_memory:
+            steps["- keep freed memory"] = minidense_step(stack, levers.replace(keep_freed_memory=False), X, y,
+                                                          args.lr, args.seed, device)
+        seconds = timed_rounds(steps, args.rounds, device)
+    evaluation = (_evaluation_rates(args, device, levers.replace(keep_freed_memory=False), eval_iter,
+                                    "malloc as it comes") if levers.keep_freed_memory else {})
+    return {"steps": seconds, "evaluation": evaluation}
+
+
+def measure_steps_memory_kept(args):
+    """Ours with the probed levers, and each lever off (or on) alone; evaluation likewise."""
+    device, levers, root = _setting(args)
+    X, y, eval_iter = _one_batch(args, device, root)
+    with keep_freed_memory(levers.keep_freed_memory), contextlib.ExitStack() as stack:
+        variants = {"minidense, all levers (probed defaults)": levers}
+        if levers.bf16:
+            variants["- bf16 autocast"] = levers.replace(bf16=False)
+        if levers.channels_last:
+            variants["- channels_last"] = levers.replace(channels_last=False)
+        variants["- in-place ReLU after BN"] = levers.replace(inplace_relu=False)
+        variants["+ host sync every step"] = levers.replace(host_sync=True)
         if args.compile:
-            kept["+ torch.compile"] = ours(compile=True)
-        seconds.update(timed_rounds(kept, args.rounds, device))
-    order = ["d2l train_ch6 step", *kept, *(name for name in as_malloc_does if name != "d2l train_ch6 step")]
-    seconds = {name: seconds[name] for name in order}
-    limit = result["hardware"]["limit_images_per_sec"]
-    d2l_step_rate = batch_size / seconds["d2l train_ch6 step"][1]
+            variants["+ torch.compile"] = levers.replace(compile=True)
+        steps = {name: minidense_step(stack, v, X, y, args.lr, args.seed, device) for name, v in variants.items()}
+        seconds = timed_rounds(steps, args.rounds, device)
+        evaluation = _evaluation_rates(args, device, levers, eval_iter,
+                                       "memory kept" if levers.keep_freed_memory else "malloc as it comes")
+    return {"steps": seconds, "evaluation": evaluation}
+
+
+def measure_data(args):
+    """Images/s of the data alone: d2l's DataLoader, our on-device batches, and with the book's augmentation."""
+    device, _, root = _setting(args)
+    d2l_loader, _ = d2l_loaders(args.batch_size, args.resize, root, args.num_train, args.num_test)
+    train_iter, _ = load_fashion_mnist(args.batch_size, args.resize, root, device, args.num_train, args.num_test,
+                                       seed=args.seed)
+    book = minidense.recipe("book")
+    augmented = train_iter.augmented(book.translate, book.flip)
+    rounds = {"plain": lambda: iterate_seconds(train_iter, device),
+              "augmented": lambda: iterate_seconds(augmented, device)}
+    seconds = {name: [] for name in rounds}
+    for _ in range(max(3, args.rounds)):  # in turns: a burst of load hits both
+        for name, fn in rounds.items():
+            seconds[name].append(fn())
+    return {"d2l DataLoader (PIL Resize + ToTensor, 4 workers)": args.num_train / iterate_seconds(d2l_loader, device),
+            "minidense on-device batches (one interpolate per batch)":
+                args.num_train / statistics.median(seconds["plain"]),
+            f"minidense on-device batches, shifted (up to {book.translate} px) and flipped":
+                args.num_train / statistics.median(seconds["augmented"])}
+
+
+def measure_memory(args):
+    device, levers, root = _setting(args)
+    X, y, _ = _one_batch(args, device, root)
+    Xs, ys = X[:min(len(y), 32)], y[:min(len(y), 32)]
+    ours_net = minidense.densenet().to(device, memory_format=levers.memory_format)
+    with inplace_relu_after_bn(ours_net):
+        ours = saved_bytes_per_image(ours_net, Xs.contiguous(memory_format=levers.memory_format), ys, levers.bf16,
+                                     device)
+    return {"what": "max_memory_allocated" if device.type == "cuda" else "tensors autograd saves for backward",
+            "d2l": saved_bytes_per_image(d2l_densenet().to(device), Xs, ys, False, device), "minidense": ours}
+
+
+MEASUREMENTS = {f.__name__.removeprefix("measure_"): f for f in (
+    measure_hardware, measure_d2l_end_to_end, measure_steps_malloc_as_it_comes, measure_minidense_end_to_end,
+    measure_steps_memory_kept, measure_data, measure_memory)}
+
+
+def measured(name, argv):
+    """The result of measurement ``name``, made in a fresh Python process."""
+    done = subprocess.run([sys.executable, __file__, *argv, "--measure", name], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"measurement {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(args, argv):
+    device, levers, _ = _setting(args)
+    if -(-args.num_train // args.batch_size) < 5:
+        raise SystemExit(f"d2l.train_ch6 divides by zero with fewer than 5 batches per epoch: "
+                         f"{args.num_train} images in batches of {args.batch_size} make "
+                         f"{-(-args.num_train // args.batch_size)}")
+    result = {"provenance": {
+        **provenance(device, levers=levers), "command": " ".join(["python", *sys.argv]), "cpu_flags": cpu_flags(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "instruction_set_limits": {
+            name: os.environ[name] for name in ISA_LIMITS if name in os.environ},
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torchvision": torchvision.__version__,
+        "python": platform.python_version(), "load_average_before": load_average(),
+        "processes": "one fresh process per measurement"},
+        "settings": {"num_train": args.num_train, "num_test": args.num_test, "batch_size": args.batch_size,
+                     "resize": args.resize, "lr": args.lr, "num_epochs": args.epochs, "step_rounds": args.rounds,
+                     "smoke": args.smoke}}
+    result["levers"] = {**dataclasses.asdict(levers), "on_device_data": True}
+    print(f"device: {device} ({device_name(device)}); levers: {levers}")
+    parts = {name: measured(name, argv) for name in MEASUREMENTS}
+
+    result["hardware"] = hardware = parts["hardware"]
+    flops, peaks = hardware["flops_per_image"], hardware["matmul_flops_per_sec"]
+    print(f"one training image: {flops / 1e9:.3f} GFLOP; matmul peak fp32 {peaks['fp32'] / 1e9:.0f}, "
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+    d2l_run, ours_run = parts["d2l_end_to_end"], parts["minidense_end_to_end"]
+    result["end_to_end"] = {"d2l": d2l_run, "minidense": ours_run, "ratio": d2l_run["seconds"] / ours_run["seconds"]}
+    print(f"end to end: d2l {d2l_run['images_per_sec']:.1f} images/s, minidense {ours_run['images_per_sec']:.1f} "
+          f"images/s: {result['end_to_end']['ratio']:.2f}x")
+
+    malloc, kept = parts["steps_malloc_as_it_comes"], parts["steps_memory_kept"]
+    seconds = {"d2l train_ch6 step": malloc["steps"]["d2l train_ch6 step"], **kept["steps"],
+               **{k: v for k, v in malloc["steps"].items() if k != "d2l train_ch6 step"}}
+    limit = hardware["limit_images_per_sec"]
+    d2l_rate = args.batch_size / seconds["d2l train_ch6 step"][1]
     ablation = []
-    for name, (first_seconds, s) in seconds.items():
-        rate = batch_size / s
-        precision = "bf16" if (bf16 and name not in ("d2l train_ch6 step", "- bf16 autocast")
+    for name, (first_seconds, median) in seconds.items():
+        rate = args.batch_size / median
+        precision = "bf16" if (levers.bf16 and name not in ("d2l train_ch6 step", "- bf16 autocast")
                                and not name.startswith("no levers")) else "fp32"
-        ablation.append({"configuration": name, "images_per_sec": rate, "vs_d2l_step": rate / d2l_step_rate,
+        ablation.append({"configuration": name, "images_per_sec": rate, "vs_d2l_step": rate / d2l_rate,
                          "precision": precision, "fraction_of_limit": rate / limit[precision],
                          "first_step_seconds": first_seconds})
-    ours_step = ablation[1]
-    result["step"] = {"d2l": ablation[0], "minidense": ours_step, "ratio": ours_step["vs_d2l_step"]}
+    result["step"] = {"d2l": ablation[0], "minidense": ablation[1], "ratio": ablation[1]["vs_d2l_step"]}
     result["ablation"] = ablation
-
-    # ---- evaluation at the training batch and four times it, with freed memory kept
-    eval_seconds.update(evaluation_rates(keep_memory, "memory kept" if keep_memory else ""))
-    d2l_loader, _ = d2l_loaders(batch_size, resize, root, args.num_train, args.num_test)
-    data_rates = {"d2l DataLoader (PIL Resize + ToTensor, 4 workers)":
-                  args.num_train / iterate_seconds(d2l_loader, device),
-                  "minidense on-device batches (one interpolate per batch)":
-                  args.num_train / iterate_seconds(train_iter, device)}
-    result["evaluation_images_per_sec"] = eval_seconds
-    result["data_images_per_sec"] = data_rates
-
-    # ---- memory per training image
-    Xs, ys = X[:min(len(y), 32)], y[:min(len(y), 32)]
-    d2l_net = d2l_densenet().to(device)
-    ours_net = minidense.densenet().to(device, memory_format=memory_format)
-    with inplace_relu_after_bn(ours_net):
-        ours_bytes = saved_bytes_per_image(ours_net, Xs.contiguous(memory_format=memory_format), ys, bf16, device)
-    d2l_bytes = saved_bytes_per_image(d2l_net, Xs, ys, False, device)
-    result["memory_bytes_per_training_image"] = {
-        "what": "max_memory_allocated" if device.type == "cuda" else "tensors autograd saves for backward",
-        "d2l": d2l_bytes, "minidense": ours_bytes}
+    result["evaluation_images_per_sec"] = {**malloc["evaluation"], **kept["evaluation"]}
+    result["data_images_per_sec"] = data = parts["data"]
+    plain, augmented = (v for k, v in data.items() if k.startswith("minidense"))
+    step_seconds = args.batch_size / ablation[1]["images_per_sec"]
+    result["augmentation"] = {
+        "seconds_per_batch": args.batch_size * (1 / augmented - 1 / plain),
+        "fraction_of_a_training_step": args.batch_size * (1 / augmented - 1 / plain) / step_seconds}
+    result["memory_bytes_per_training_image"] = parts["memory"]
     result["provenance"]["load_average_after"] = load_average()
 
-    print(f"training step, batch {batch_size}: d2l {d2l_step_rate:.1f} images/s "
-          f"({ablation[0]['fraction_of_limit']:.0%} of the fp32 limit), minidense "
-          f"{ours_step['images_per_sec']:.1f} images/s ({ours_step['fraction_of_limit']:.0%} of the "
-          f"{ours_step['precision']} limit): {ours_step['vs_d2l_step']:.2f}x")
-    print(f"memory per training image: d2l {d2l_bytes / 2**20:.2f} MiB, minidense {ours_bytes / 2**20:.2f} MiB")
-    print("\nablation (training step, images/s):")
+    print("ablation (training step, images/s):")
     for row in ablation:
         print(f"  {row['configuration']:<45} {row['images_per_sec']:8.1f}  {row['vs_d2l_step']:5.2f}x d2l  "
               f"{row['fraction_of_limit']:5.0%} of the {row['precision']} limit; first step "
               f"{row['first_step_seconds']:.2f} s")
-    print("evaluation (images/s): " + ", ".join(f"{k} {v:.1f}" for k, v in eval_seconds.items()))
-    print("data alone (images/s): " + ", ".join(f"{k} {v:.1f}" for k, v in data_rates.items()))
+    print("evaluation (images/s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["evaluation_images_per_sec"].items()))
+    print("data alone (images/s): " + ", ".join(f"{k} {v:.1f}" for k, v in data.items()))
+    print(f"augmentation: {result['augmentation']['fraction_of_a_training_step']:.1%} of a training step")
     print(f"load average before {result['provenance']['load_average_before']}, "
           f"after {result['provenance']['load_average_after']} on {os.cpu_count()} cores")
     return result
@@ -476,6 +511,7 @@ def parse_args(argv=None):
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the ablation (minutes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--measure", choices=list(MEASUREMENTS), help=argparse.SUPPRESS)  # one, in this process
     args = parser.parse_args(argv)
     defaults = dict(num_train=80, num_test=32, batch_size=16, resize=32, rounds=1) if args.smoke else dict(
         num_train=4096, num_test=1024, batch_size=128, resize=96, rounds=5)
@@ -486,12 +522,15 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    result = run(args)
+    if args.measure:
+        print(json.dumps(MEASUREMENTS[args.measure](args)))
+        return None
+    passed_on = [a for a in argv if a != "--out" and (not args.out or a != str(args.out))]
+    result = run(args, passed_on)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        print(f"wrote {write_json(args.out, result)}")
     return result
 
 

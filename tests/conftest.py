@@ -21,13 +21,30 @@ import minidense
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser):
+    parser.addoption("--minidense-data", metavar="DIR", default=None,
+                     help="folder holding FashionMNIST/raw/ (default: MINIDENSE_DATA, else ~/.cache/minidense)")
+
+
 @pytest.fixture(scope="session")
-def data_root():
-    """The real Fashion-MNIST files; tests that need them skip where ``MINIDENSE_DATA`` is unset."""
-    root = os.environ.get("MINIDENSE_DATA")
-    if not root or not (Path(root) / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").exists():
-        pytest.skip("MINIDENSE_DATA does not point at the Fashion-MNIST files (.ci/run sets it)")
-    return Path(root)
+def data_root(request):
+    """The real Fashion-MNIST files, found the way the library finds them.
+
+    The root is ``--minidense-data DIR``, else ``MINIDENSE_DATA``, else ``~/.cache/minidense``
+    (:func:`minidense.data.data_root`); missing files are downloaded through torchvision when the
+    machine is online. Where they cannot be had, the tests that need them skip, except under
+    ``CI=true``: there a missing data set fails the run, so CI never passes by skipping them.
+    """
+    root = minidense.data.data_root(request.config.getoption("--minidense-data"))
+    try:
+        for split in ("train", "test"):  # reads (and on first use downloads) the files, checking them
+            minidense.data.read_fashion_mnist(split, root)
+    except (OSError, ValueError) as error:  # FileNotFoundError (offline), a corrupt or truncated file
+        message = f"no usable Fashion-MNIST under {root}: {error}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message} (CI=true: a missing data set fails the run)", pytrace=False)
+        pytest.skip(message)
+    return root
 
 
 def tiny_densenet(seed=0):

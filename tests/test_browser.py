@@ -9,6 +9,7 @@ import json
 
 import nbformat
 import pytest
+
 from conftest import BUILD_DIR, page_source, toc_pages
 
 pytestmark = pytest.mark.slow  # builds the book (every chapter executed) once per session

@@ -51,6 +51,7 @@ def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "MINIDENSE_DATA" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains the smoke profile twice in subprocesses: ~20 s on 2 cores
 def test_train_writes_the_history_and_flags_beat_the_profile(data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("MINIDENSE_PROFILE", "cpu")  # the flag --profile smoke wins over this
     out, checkpoint = tmp_path / "run.json", tmp_path / "ckpt.pt"

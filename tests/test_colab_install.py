@@ -17,6 +17,7 @@ import venv
 import nbformat
 import pytest
 import yaml
+
 from conftest import ROOT, page_source, toc_pages
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -90,6 +91,7 @@ def installed(python):
     return {item["name"].lower(): item["version"] for item in json.loads(listed.stdout)}
 
 
+@pytest.mark.slow  # builds a wheel and resolves it with pip: ~7 s
 def test_install_cell_resolves_to_minidense_alone_next_to_colabs_packages(tmp_path, wheel_folder):
     environment = tmp_path / "colab"
     venv.create(environment, with_pip=False)

@@ -17,7 +17,7 @@ def test_batches_have_the_promised_shapes_and_types(data_root):
     X, y = next(iter(train_iter))
     assert X.shape == (32, 1, 96, 96) and X.dtype == torch.float32
     assert y.shape == (32,) and y.dtype == torch.int64
-    assert 0 <= X.min() and X.max() <= 1
+    assert X.min() >= 0 and X.max() <= 1
     assert (len(train_iter), len(test_iter)) == (4, 2)  # 100 / 32 rounded up: the last batch is partial
     assert sum(len(y) for _, y in train_iter) == 100
 

@@ -211,6 +211,7 @@ def test_memory_efficient_saves_memory_that_grows_linearly_with_depth():
     assert all(e < n for e, n in zip(saved[True], saved[False]))
 
 
+@pytest.mark.slow  # ~8 s on 2 cores
 def test_memory_benchmark_smoke(tmp_path):
     out = tmp_path / "memory.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))

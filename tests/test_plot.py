@@ -4,11 +4,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import FancyArrowPatch  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.patches import FancyArrowPatch
 
-import minidense  # noqa: E402
+import minidense
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +65,65 @@ def test_channels_vs_layers_rejects_bad_arguments(kwargs, message):
 def test_connectivity_rejects_a_bad_number_of_layers(num_layers):
     with pytest.raises(ValueError, match="num_layers"):
         minidense.plot.connectivity(num_layers=num_layers)
+
+
+def _sweep_table():
+    import pandas as pd
+
+    rows = []
+    for sweep, variants in (("growth", {"k=8": (85_158, 0.81), "k=16": (236_234, 0.828)}),
+                            ("depth", {"2-2-2-2": (216_266, 0.822), "6-6-6-6": (1_632_282, 0.8285)})):
+        for name, (params, acc) in variants.items():
+            for seed, noise in enumerate((-0.005, 0.005)):
+                rows.append(dict(variant=name, seed=seed, sweep=sweep, num_params=params, test_acc=acc + noise,
+                                 wall_seconds=50 + params / 10_000 + 5 * seed))
+    return pd.DataFrame(rows)
+
+
+def test_compare_scatter_returns_the_axes_and_draws_into_a_given_one():
+    table = _sweep_table()
+    ax = minidense.plot.compare_scatter(table)
+    assert isinstance(ax, plt.Axes)
+    _, given = plt.subplots()
+    assert minidense.plot.compare_scatter(table, ax=given) is given
+
+
+def test_compare_scatter_gives_each_hue_group_its_own_colour_and_legend_entry():
+    ax = minidense.plot.compare_scatter(_sweep_table(), hue="sweep", logx=True)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["growth", "depth"]
+    colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+               for container in ax.containers for line in container.lines[:1]}
+    assert len(colours) == 2
+    assert {t.get_text() for t in ax.texts} == {"k=8", "k=16", "2-2-2-2", "6-6-6-6"}
+
+
+@pytest.mark.parametrize("x, logx", [("num_params", True), ("wall_seconds", False)])
+def test_compare_scatter_labels_stay_inside_the_axes_and_do_not_overlap(x, logx):
+    ax = minidense.plot.compare_scatter(_sweep_table(), x=x, hue="sweep", logx=logx)
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    for box in boxes:
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_compare_scatter_names_a_missing_column():
+    with pytest.raises(ValueError, match="'sweep'"):
+        minidense.plot.compare_scatter(_sweep_table().drop(columns="sweep"), hue="sweep")
+
+
+def test_live_plot_is_a_callback_of_train(monkeypatch):
+    import types
+    import sys
+
+    shown = []
+    handle = types.SimpleNamespace(update=lambda fig: shown.append(fig))
+    monkeypatch.setitem(sys.modules, "IPython.display",
+                        types.SimpleNamespace(display=lambda fig, display_id=True: handle))
+    live = minidense.plot.LivePlot(2)
+    live(0.5, {"train_loss": 1.0, "train_acc": 0.5})
+    live(1, {"epoch": 1, "train_loss": 0.8, "train_acc": 0.6, "test_acc": 0.55})
+    assert live.points["train_loss"] == ([0.5, 1], [1.0, 0.8])
+    assert live.points["test_acc"] == ([1], [0.55])
+    assert len(shown) == 2

@@ -4,15 +4,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from conftest import tiny_densenet  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-import minidense  # noqa: E402
-from minidense import plot  # noqa: E402
-from minidense.history import History  # noqa: E402
-from minidense.training import confusion_counts, predict  # noqa: E402
+import minidense
+from conftest import tiny_densenet
+from minidense import plot
+from minidense.history import History
+from minidense.training import confusion_counts, predict
 
 
 @pytest.fixture(autouse=True)

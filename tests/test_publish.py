@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 import yaml
+
 from conftest import ROOT, page_source, readme_build_command, repository_pages_url, toc_pages
 
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())

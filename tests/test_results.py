@@ -6,14 +6,14 @@ import pytest
 import yaml
 
 import minidense
-from minidense import results
 from conftest import ROOT
+from minidense import results
 
 
 def test_repository_matches_the_books_config():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert results.REPOSITORY == config["repository"]["url"]
-    assert results.BRANCH == config["repository"]["branch"]
+    assert config["repository"]["url"] == results.REPOSITORY
+    assert config["repository"]["branch"] == results.BRANCH
 
 
 @pytest.mark.parametrize("cwd", ["book", "."])

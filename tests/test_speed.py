@@ -10,11 +10,11 @@ import torch
 from torch.nn import functional as F
 
 import minidense
+from conftest import ROOT, tiny_densenet
 from minidense import allocator, hardware
 from minidense.hardware import bf16_pays, channels_last_pays, forget_probes, network_slice
 from minidense.options import Levers
 from minidense.training import default_eval_batch_size, inplace_relu_after_bn, rebatch
-from conftest import ROOT, tiny_densenet
 
 FAST = dict(progress=False, verbose=False)
 
@@ -98,6 +98,7 @@ print(json.dumps(report))
 """
 
 
+@pytest.mark.slow  # ~9 s on 2 cores
 @pytest.mark.skipif(not allocator.can_keep_freed_memory(), reason="needs Linux with glibc's malloc")
 def test_keep_freed_memory_stops_the_page_faults_of_reallocating_a_block():
     # in a fresh process: malloc's settings are process-wide, and other tests' training changed them

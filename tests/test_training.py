@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import minidense
-from minidense.options import Levers, Recipe
 from conftest import tiny_densenet
+from minidense.options import Levers, Recipe
 
 EXACT = dict(levers=Levers(channels_last=False, bf16=False), verbose=False)  # the reference arithmetic: fp32, NCHW
 
@@ -143,6 +143,7 @@ def test_precise_bn_makes_running_statistics_the_plain_average():
     assert not net.training
 
 
+@pytest.mark.slow  # the book's network at 96x96: ~6 s on 2 cores
 def test_a_smoke_run_on_the_real_data_learns(data_root):
     p = minidense.profile("smoke")
     torch.manual_seed(0)

@@ -11,11 +11,20 @@ from minidense.data import CLASS_NAMES, load_fashion_mnist
 from minidense.hardware import device_report
 from minidense.history import History
 from minidense.inspect import output_shapes
+from minidense.models import (
+    DenseNet,
+    cifar_densenet,
+    densenet,
+    densenet121,
+    densenet161,
+    densenet169,
+    densenet201,
+    densenet264,
+    load_torchvision_state_dict,
+)
 from minidense.options import Levers, Recipe, recipe
-from minidense.results import recorded
-from minidense.models import (DenseNet, cifar_densenet, densenet, densenet121, densenet161, densenet169,
-                              densenet201, densenet264, load_torchvision_state_dict)
 from minidense.profiles import Profile, profile
+from minidense.results import recorded
 from minidense.reuse import feature_reuse
 from minidense.training import evaluate_accuracy, train
 

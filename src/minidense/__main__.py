@@ -5,18 +5,22 @@ the device default (``full`` with CUDA, else ``cpu``).
 """
 
 import argparse
+import contextlib
 import datetime
+import os
 import sys
 import typing
 from pathlib import Path
 
 import torch
 
+from minidense import distributed
 from minidense._files import atomic_write, check_writable
 from minidense.blocks import POOLS
 from minidense.data import load_fashion_mnist
 from minidense.models import densenet
-from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field, recipe as get_recipe
+from minidense.options import RECIPES, Levers, Parallel, Recipe, fields_of, parse_field
+from minidense.options import recipe as get_recipe
 from minidense.profiles import PROFILES, profile
 from minidense.training import train
 
@@ -79,7 +83,10 @@ def _train_parser(subparsers):
     parser.add_argument("--pool", choices=list(POOLS), default="avg", help="pooling in the transitions")
     parser.add_argument("--seed", type=int, default=0, help="seeds the initial weights and the data order")
     parser.add_argument("--data", type=Path, help="data root (default: MINIDENSE_DATA, else ~/.cache/minidense)")
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu; under torchrun "
+                        "each process its own GPU, cuda:LOCAL_RANK)")
+    parser.add_argument("--backend", choices=list(distributed.BACKENDS), help="process-group backend under "
+                        "torchrun (default: nccl on CUDA, gloo on CPU)")
     parser.add_argument("--out", type=Path, help="History JSON (default: runs/train-<profile>-<timestamp>.json)")
     parser.add_argument("--checkpoint", type=Path, help="model + optimiser + history, written after every epoch")
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists (the "
@@ -88,6 +95,10 @@ def _train_parser(subparsers):
                                                 "recipe's)"), Recipe)
     _add_option_flags(parser.add_argument_group("speed levers", "how fast, never what is computed; left out, "
                                                 "decided for this machine"), Levers)
+    _add_option_flags(parser.add_argument_group("several processes", "under torchrun --nproc_per_node=N -m "
+                                                "minidense train ...: --batch-size is the global batch, split "
+                                                "evenly over the N processes, at the single process's "
+                                                "learning rate"), Parallel)
     parser.set_defaults(run=_run_train)
     return parser
 
@@ -99,23 +110,41 @@ def _run_train(args, parser):
     try:
         recipe = get_recipe(args.recipe or p.recipe).replace(**_options_from(args, Recipe))
         levers = Levers(**_options_from(args, Levers))
+        parallel = Parallel(**_options_from(args, Parallel))
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     num_epochs = args.epochs or p.num_epochs
     batch_size = args.batch_size or p.batch_size
     out = args.out or Path("runs") / f"train-{p.name}-{_timestamp()}.json"
-    _check_outputs(parser, out, args.checkpoint)
-    print(f"{p.name} budget: {num_epochs} epochs, batch {batch_size}, "
-          f"{p.num_train or 60_000:,} train / {p.num_test or 10_000:,} test images at {p.resize}x{p.resize}")
-    print(f"recipe: {recipe}")
-    torch.manual_seed(args.seed)
-    net = densenet(transition_pool=args.pool)
-    train_iter, test_iter = load_fashion_mnist(batch_size, resize=p.resize, root=args.data, device=args.device,
-                                               num_train=p.num_train, num_test=p.num_test, seed=args.seed)
-    history = train(net, train_iter, test_iter, num_epochs, device=args.device, recipe=recipe, levers=levers,
-                    checkpoint=args.checkpoint, resume=args.resume, profile=p.name)
-    history.provenance.update(pool=args.pool, seed=args.seed, recipe_name=args.recipe or p.recipe)
-    print(f"wrote {history.save(out)}")
+    launched = distributed.launched()
+    if args.backend is not None and not launched:
+        parser.error("--backend is for runs started by torchrun (torchrun --nproc_per_node=N -m minidense train ...)")
+    if launched:  # checked on every rank before any joins the others: none is left waiting
+        device = torch.device(args.device) if args.device is not None else \
+            torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        distributed.check_run(parallel, device, batch_size, world=int(os.environ["WORLD_SIZE"]))
+    if not launched or os.environ["RANK"] == "0":
+        _check_outputs(parser, out, args.checkpoint)
+    with distributed.process_group(args.backend, args.device) if launched else \
+            contextlib.nullcontext(args.device) as device:
+        say = print if distributed.is_main() else (lambda *_: None)  # rank 0 alone prints
+        say(f"{p.name} budget: {num_epochs} epochs, batch {batch_size}, "
+            f"{p.num_train or 60_000:,} train / {p.num_test or 10_000:,} test images at {p.resize}x{p.resize}")
+        say(f"recipe: {recipe}")
+        world = distributed.world_size()
+        if world > 1:
+            say(f"{world} processes ({distributed.backend()}), each {batch_size // world} images of every "
+                f"batch of {batch_size}")
+        torch.manual_seed(args.seed)
+        net = densenet(transition_pool=args.pool)
+        with distributed.local_main_first():  # one download per machine, if the files are missing
+            train_iter, test_iter = load_fashion_mnist(batch_size, resize=p.resize, root=args.data, device=device,
+                                                       num_train=p.num_train, num_test=p.num_test, seed=args.seed)
+        history = train(net, train_iter, test_iter, num_epochs, device=device, recipe=recipe, levers=levers,
+                        parallel=parallel, checkpoint=args.checkpoint, resume=args.resume, profile=p.name)
+        history.provenance.update(pool=args.pool, seed=args.seed, recipe_name=args.recipe or p.recipe)
+        if distributed.is_main():  # one History, however many processes
+            print(f"wrote {history.save(out)}")
     return history
 
 
@@ -168,6 +197,10 @@ def _run_compare(args, parser):
     from minidense import experiments
     from minidense.plot import compare_curves
 
+    if distributed.launched():
+        parser.error("compare runs each of its runs in one process and does not run under torchrun: start it "
+                     "with python -m minidense compare ..., or train a variant on several processes with "
+                     "torchrun ... -m minidense train ...")
     try:
         varied = experiments.parse_vary(args.vary)
         variants = experiments.grid(**varied)

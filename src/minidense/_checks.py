@@ -11,11 +11,17 @@ def check_positive_int(name, value):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def check_features(X, channels, where):
-    """Raise unless ``X`` is a 4-D batch ``(N, channels, H, W)``."""
+def check_features(X, channels, where, dtype=None):
+    """Raise unless ``X`` is a 4-D floating-point batch ``(N, channels, H, W)`` (of ``dtype``, if given)."""
     if not isinstance(X, torch.Tensor) or X.dim() != 4:
         shape = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
         raise ValueError(f"{where} expects a batch of shape (N, {channels}, H, W), got {shape}")
+    if not X.is_floating_point():
+        raise ValueError(f"{where} expects floating-point images (float32 in [0, 1]), got {X.dtype}; "
+                         "convert uint8 pixels with X.float() / 255")
+    if dtype is not None and X.dtype != dtype and not torch.is_autocast_enabled(X.device.type):
+        raise ValueError(f"{where} expects {dtype} input, the dtype of its weights, got {X.dtype}; "
+                         f"convert with X.to({dtype}) (or the network with net.to({X.dtype}))")
     if X.shape[1] != channels:
         raise ValueError(
             f"{where} expects {channels} input channels, got {X.shape[1]} "
@@ -23,9 +29,9 @@ def check_features(X, channels, where):
         )
 
 
-def check_image(X, in_channels, min_size, where):
-    """Raise unless ``X`` is ``(N, in_channels, H, W)`` with ``H, W >= min_size``."""
-    check_features(X, in_channels, where)
+def check_image(X, in_channels, min_size, where, dtype=None):
+    """Raise unless ``X`` is ``(N, in_channels, H, W)`` with ``H, W >= min_size`` (and of ``dtype``)."""
+    check_features(X, in_channels, where, dtype)
     height, width = X.shape[-2:]
     if height < min_size or width < min_size:
         raise ValueError(

@@ -45,8 +45,9 @@ def can_keep_freed_memory():
 
 def _set(libc, settings):
     """Apply every one of ``settings`` with ``mallopt``; whether all of them were accepted."""
-    return all([libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) == 1
-                for parameter, value in settings.items()])
+    accepted = [libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)) == 1  # every one, even after a refusal
+                for parameter, value in settings.items()]
+    return all(accepted)
 
 
 @contextlib.contextmanager

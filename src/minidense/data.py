@@ -144,6 +144,9 @@ class FashionMNISTBatches:
     to ``translate`` pixels and mirrored with probability 1/2 on the uint8 28x28 batch, before the
     resize; the draws come from a generator of their own, seeded with ``(seed, e)`` too, so the
     images of an epoch do not depend on the batch size or on an interruption.
+
+    A shard (see :meth:`sharded`) serves one process's share of every batch, for training on
+    several processes.
     """
 
     def __init__(self, images, labels, batch_size, resize=96, shuffle=False, seed=0, device=None,
@@ -161,10 +164,12 @@ class FashionMNISTBatches:
         self.memory_format = torch.contiguous_format
         self.translate = translate
         self.flip = flip
+        self.rank, self.world_size, self.even = 0, 1, True  # the whole of every batch (see sharded)
 
     @property
     def num_examples(self):
-        return len(self.labels)
+        """The examples served per epoch (by a shard: its own share)."""
+        return len(self._positions()) if self.world_size > 1 else len(self.labels)
 
     def __len__(self):
         return -(-self.num_examples // self.batch_size)
@@ -174,7 +179,42 @@ class FashionMNISTBatches:
         other = FashionMNISTBatches(self.images, self.labels, batch_size, self.resize, self.shuffle,
                                     self.seed, self.device, self.translate, self.flip)
         other.epoch, other.memory_format = self.epoch, self.memory_format
+        other.rank, other.world_size, other.even = self.rank, self.world_size, self.even
         return other
+
+    def sharded(self, rank, world_size, even=True):
+        """Rank ``rank``'s share of every batch, for ``world_size`` processes training together.
+
+        Every process draws the same epoch order (and the same augmentation) and keeps the positions
+        ``rank, rank + world_size, rank + 2 * world_size, ...`` of it, so that a batch of
+        ``batch_size`` images becomes ``batch_size // world_size`` on each rank, and the ranks'
+        shares of batch ``i`` together are exactly batch ``i`` of one process. ``batch_size`` must
+        divide by ``world_size``.
+
+        With ``even`` (for training), every rank serves the same number of batches of the same
+        sizes, as data-parallel training needs (each step is one gradient all-reduce on every rank):
+        where the epoch's last batch does not divide by ``world_size``, its last
+        ``len % world_size`` images (at most ``world_size - 1``, others every epoch) are left out of
+        that epoch. Without it (for evaluation), every image is served by exactly one rank.
+        """
+        check_positive_int("world_size", world_size)
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be an integer in [0, {world_size}), got {rank!r}")
+        if self.world_size > 1:
+            raise ValueError(f"these batches are already rank {self.rank}'s share of {self.world_size}")
+        if self.batch_size % world_size:
+            raise ValueError(f"a batch of {self.batch_size} does not divide into {world_size} equal shares: "
+                             f"choose a batch size that is a multiple of {world_size}")
+        other = self.with_batch_size(self.batch_size // world_size)
+        other.rank, other.world_size, other.even = rank, world_size, even
+        return other
+
+    def _positions(self):
+        """The positions of the epoch's order this iterator serves (a shard's, see :meth:`sharded`)."""
+        n = len(self.labels)
+        if self.even:
+            n -= n % (self.batch_size * self.world_size) % self.world_size
+        return torch.arange(self.rank, n, self.world_size)
 
     def augmented(self, translate=0, flip=False):
         """The same batches with shifted (up to ``translate`` pixels) and mirrored training images."""
@@ -187,19 +227,19 @@ class FashionMNISTBatches:
         self.epoch = epoch
 
     def order(self, epoch):
-        """The example indices of ``epoch``, in the order they are served."""
+        """The example indices of ``epoch``, in the order they are served (a shard serves its positions of it)."""
         if not self.shuffle:
-            return torch.arange(self.num_examples)
+            return torch.arange(len(self.labels))
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.num_examples, generator=generator)
+        return torch.randperm(len(self.labels), generator=generator)
 
     def augmentation(self, epoch):
         """``(shifts, flips)`` of every position of ``epoch``: int64 ``(N, 2)`` and bool ``(N,)``."""
         state = np.random.SeedSequence([self.seed, epoch, 1]).generate_state(2, dtype=np.uint64)
         generator = torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
-        t = self.translate
-        shifts = torch.randint(-t, t + 1, (self.num_examples, 2), generator=generator)
-        flips = torch.rand(self.num_examples, generator=generator) < 0.5
+        t, n = self.translate, len(self.labels)  # every image's draw, on every rank alike
+        shifts = torch.randint(-t, t + 1, (n, 2), generator=generator)
+        flips = torch.rand(n, generator=generator) < 0.5
         return shifts, flips & self.flip
 
     def __iter__(self):
@@ -209,7 +249,12 @@ class FashionMNISTBatches:
         if augment:
             shifts, flips = (a.to(self.device) for a in self.augmentation(epoch))
         self.epoch += 1
-        for start in range(0, self.num_examples, self.batch_size):
+        if self.world_size > 1:  # a shard: its positions of the epoch
+            positions = self._positions().to(self.device)
+            order = order[positions]
+            if augment:
+                shifts, flips = shifts[positions], flips[positions]
+        for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             images = self.images[idx]
             if augment:

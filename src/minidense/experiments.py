@@ -24,8 +24,10 @@ from minidense._files import atomic_write, write_json
 from minidense.blocks import POOLS
 from minidense.hardware import default_device, device_name
 from minidense.history import command_line, git_commit
-from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field, recipe as get_recipe
-from minidense.profiles import Profile, profile as get_profile
+from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field
+from minidense.options import recipe as get_recipe
+from minidense.profiles import Profile
+from minidense.profiles import profile as get_profile
 
 __all__ = ["compare", "summarize", "grid", "parse_vary", "epochs_long", "FashionMNISTRun", "SETTINGS",
            "format_value", "format_summary", "EPOCHS_COLUMN"]
@@ -69,7 +71,7 @@ MODEL_SETTINGS = {
     "growth_rate": _positive_int,  # densenet(growth_rate=...)
     "convs_per_block": _tuple_of_ints,  # densenet(convs_per_block=...), written 4-4-4-4
 }
-BUDGET_SETTINGS = {name: _positive_int for name in ("num_epochs", "batch_size", "num_train", "num_test", "resize")}
+BUDGET_SETTINGS = dict.fromkeys(("num_epochs", "batch_size", "num_train", "num_test", "resize"), _positive_int)
 RECIPE_SETTINGS = {"recipe": _choice(tuple(RECIPES)),
                    **{name: _field_parser(field) for name, field in fields_of(Recipe).items()}}
 LEVER_SETTINGS = {name: _field_parser(field) for name, field in fields_of(Levers).items()}

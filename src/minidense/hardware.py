@@ -13,7 +13,6 @@ a lever from one run to the next. :func:`forget_probes` makes the next call meas
 import contextlib
 import functools
 import json
-import os
 import statistics
 import time
 from pathlib import Path

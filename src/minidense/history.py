@@ -3,7 +3,6 @@
 import dataclasses
 import datetime
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

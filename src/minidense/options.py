@@ -1,8 +1,9 @@
-"""The options of a training run, in two groups, each a frozen dataclass documented field by field.
+"""The options of a training run, in groups, each a frozen dataclass documented field by field.
 
 * :class:`Recipe`: how the weights are optimised (what is computed).
 * :class:`Levers`: how fast it is computed, never what (:meth:`Levers.resolve` decides every
   default in one place, probing the hardware once).
+* :class:`Parallel`: how the processes of a run started by torchrun work together.
 
 The budget (data, epochs, batch, resize and which recipe) is a :class:`minidense.Profile`. Every
 field's ``help`` below is its one description: the command line's flags, ``compare``'s keys and the
@@ -16,8 +17,8 @@ import typing
 
 import torch
 
-__all__ = ["Recipe", "Levers", "RECIPES", "SCHEDULES", "recipe", "fields_of", "parse_field", "MAX_TRANSLATE",
-           "default_eval_batch_size"]
+__all__ = ["Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "recipe", "fields_of", "parse_field",
+           "MAX_TRANSLATE", "default_eval_batch_size"]
 
 SCHEDULES = (None, "step", "cosine", "onecycle")
 MAX_TRANSLATE = 8  # pixels of the 28x28 image; more moves a garment mostly out of the frame
@@ -195,6 +196,23 @@ class Levers:
     @property
     def memory_format(self):
         return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+@dataclasses.dataclass(frozen=True)
+class Parallel:
+    """How the processes of a run started by torchrun work together (:mod:`minidense.distributed`).
+
+    In a single process there is nothing to share, and these fields change nothing. They are not
+    ``compare`` keys: ``compare`` runs one process per run.
+    """
+
+    sync_bn: bool = _option(False, "under torchrun, every BatchNorm normalises with the statistics of the "
+                                   "whole global batch, all-reduced in each layer (SyncBatchNorm; CUDA only) "
+                                   "(default: each process with those of its own share of the batch)")
+
+    def __post_init__(self):
+        if not isinstance(self.sync_bn, bool):
+            raise ValueError(f"sync_bn must be True or False, got {self.sync_bn!r}")
 
 
 def default_eval_batch_size(batch_size, device="cpu"):

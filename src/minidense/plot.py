@@ -14,7 +14,9 @@ class LivePlot:
     """Training curves in a notebook that redraw in place: one figure, updated, not one per epoch.
 
     ``add(x, values)`` appends the values present (``train_loss``, ``train_acc``, ``test_acc``)
-    at epoch ``x`` (fractions for points inside an epoch) and redraws.
+    at epoch ``x`` (fractions for points inside an epoch) and redraws. A LivePlot is a callback of
+    :func:`minidense.train`: ``train(..., callback=LivePlot(num_epochs))`` calls it as
+    ``callback(x, values)``, which is ``add``.
     """
 
     def __init__(self, num_epochs, title=None):
@@ -36,6 +38,9 @@ class LivePlot:
         self._draw()
         self.handle.update(self.fig)
 
+    def __call__(self, x, values):
+        self.add(x, values)
+
     def _draw(self):
         ax = self.ax
         ax.clear()
@@ -56,36 +61,75 @@ class LivePlot:
         plt.close(self.fig)
 
 
-def feature_reuse_heatmap(matrices, per_target=False, title=None):
+def feature_reuse_heatmap(matrices, per_target=False, title=None, ax=None, vmin=None, vmax=None, label=None,
+                          cmap="viridis"):
     """The paper's Figure 5: one heatmap per dense block of :func:`minidense.feature_reuse`'s matrices.
 
     Rows are source layers (0: the block's input), columns target layers; the last column is
-    what reads the block's output (a transition, or the classifier after the last block).
-    Accepts tensors or nested lists (``None`` for no connection, as stored in JSON). With
-    ``per_target`` each column is divided by its largest entry, so every target's sources compare
-    on one scale (a 1x1 transition conv has larger weights than a 3x3 conv). Returns the figure.
+    what reads the block's output (a transition ``T``, or the classifier ``C`` after the last
+    block). All panels share one colour scale and one colour bar, labelled with what it shows.
+
+    Args:
+        matrices: one square matrix per dense block, tensors or nested lists (``None`` or ``nan``
+            for no connection, as stored in JSON).
+        per_target: divide each column by its largest entry, so every target's sources compare on
+            one scale (a 1x1 transition conv has larger weights than a 3x3 conv). The scale is then
+            fixed to 0..1: a column whose sources differ by 2% looks flat, as it is.
+        title: the title above the panels.
+        ax: an array (or list) of Axes, one per block, to draw into; default a new figure. The
+            colour bar and the title go to the figure holding them: for two rows with a title and
+            a colour bar each, draw each row into a subfigure (``fig.subfigures(2, 1)``).
+        vmin, vmax: the colour scale's range. Default: 0..1 with ``per_target``, else 0 to the
+            largest entry. Values outside it take the end colours (the bar shows an arrow).
+        label: the colour bar's label; default ``"mean |W| / column max"`` with ``per_target``,
+            else ``"mean |W|"``.
+        cmap: the colour map (a diverging one, say ``"RdBu_r"``, suits ratios around 1).
+
+    Returns:
+        The Axes, one per block (a 1-D numpy array).
     """
     import numpy as np
 
-    arrays = [np.array(m.tolist() if hasattr(m, "tolist") else m, dtype=float) for m in matrices]
+    arrays = [np.array([[np.nan if v is None else v for v in row]
+                        for row in (m.tolist() if hasattr(m, "tolist") else m)], dtype=float) for m in matrices]
+    if not arrays:
+        raise ValueError("feature_reuse_heatmap needs at least one matrix (one per dense block), got none")
     if per_target:
         arrays = [a / np.nanmax(a, axis=0, keepdims=True) for a in arrays]
-    fig, axes = plt.subplots(1, len(arrays), figsize=(2.6 * len(arrays) + 0.6, 2.8), squeeze=False)
-    for b, (ax, matrix) in enumerate(zip(axes[0], arrays), start=1):
-        image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", origin="upper")
+    if vmin is None:
+        vmin = 0.0
+    if vmax is None:
+        vmax = 1.0 if per_target else max(float(np.nanmax(a)) for a in arrays)
+    if label is None:
+        label = "mean |W| / column max" if per_target else "mean |W|"
+    if ax is None:
+        fig, axes = plt.subplots(1, len(arrays), figsize=(2.3 * len(arrays) + 1.0, 2.7), squeeze=False,
+                                 layout="constrained")
+        axes = axes[0]
+    else:
+        axes = np.asarray(ax, dtype=object).ravel()
+        if len(axes) != len(arrays):
+            raise ValueError(f"ax must hold one Axes per dense block: {len(axes)} Axes for {len(arrays)} "
+                             f"matrices")
+        fig = axes[0].figure
+    for b, (panel, matrix) in enumerate(zip(axes, arrays), start=1):
+        image = panel.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=vmin, vmax=vmax, origin="upper")
         size = len(matrix)
         last = "C" if b == len(arrays) else "T"
-        ax.set_xticks(range(size), [*map(str, range(1, size)), last], fontsize=7)
-        ax.set_yticks(range(size), [str(s) for s in range(size)], fontsize=7)
-        ax.set_xlabel("target layer", fontsize=8)
-        ax.set_title(f"dense block {b}", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel("source layer", fontsize=8)
+        panel.set_xticks(range(size), [*map(str, range(1, size)), last], fontsize=7)
+        panel.set_yticks(range(size), [str(s) for s in range(size)], fontsize=7)
+        panel.set_xlabel("target layer", fontsize=8)
+        panel.set_title(f"dense block {b}", fontsize=9)
+    axes[0].set_ylabel("source layer", fontsize=8)
+    low = min(float(np.nanmin(a)) for a in arrays) < vmin
+    high = max(float(np.nanmax(a)) for a in arrays) > vmax
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get((low, high), "both")
+    bar = fig.colorbar(image, ax=list(axes), extend=extend, shrink=0.9)
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return axes
 
 
 def memory_vs_depth(rows, title=None):
@@ -136,31 +180,111 @@ def compare_curves(table, metric="test_acc", ax=None, title=None):
     return ax
 
 
-def compare_scatter(table, x="num_params", y="test_acc", label=None, ax=None, logx=False):
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def compare_scatter(table, x="num_params", y="test_acc", hue=None, label=None, ax=None, logx=False, title=None):
     """``y`` against ``x`` for every variant of a comparison: mean over seeds, error bars = ± one std.
 
-    ``label`` names a column whose value annotates each point (default: the variant's name).
-    Returns the matplotlib figure.
+    Args:
+        table: what :func:`minidense.experiments.compare` returns (or results.csv read back), or
+            several such tables concatenated; one point per ``variant``.
+        x, y: the columns to plot, e.g. ``num_params`` or ``wall_seconds`` against ``test_acc``.
+        hue: a column that sorts the variants into groups (say, which sweep each belongs to): each
+            group gets its own colour and marker and a legend entry. Default: one group.
+        label: a column whose value annotates each point (default: the variant's name).
+        ax: the Axes to draw into (default: a new figure).
+        logx: a logarithmic x axis.
+        title: the Axes' title.
+
+    Each label goes beside its point where it overlaps no other label, point or the legend and
+    stays inside the Axes, trying the nearest places first. Returns the Axes.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.5, 3))
+    missing = [c for c in dict.fromkeys(("variant", x, y, hue, label)) if c is not None and c not in table.columns]
+    if missing:
+        raise ValueError(f"compare_scatter needs the column(s) {', '.join(map(repr, missing))}; the table has "
+                         f"{', '.join(map(str, table.columns))}")
+    new_figure = ax is None
+    if new_figure:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
     else:
         fig = ax.figure
-    groups = table.groupby("variant", sort=False)
-    stats = groups[[x, y]].agg(["mean", "std"])
-    ax.errorbar(stats[(x, "mean")], stats[(y, "mean")], xerr=stats[(x, "std")].fillna(0.0),
-                yerr=stats[(y, "std")].fillna(0.0), fmt="o", capsize=3)
-    for name, row in stats.iterrows():
-        text = name if label is None else str(groups.get_group(name)[label].iloc[0])
-        ax.annotate(text, (row[(x, "mean")], row[(y, "mean")]), textcoords="offset points", xytext=(4, 4),
-                    fontsize=7)
+    groups = [(None, table)] if hue is None else list(table.groupby(hue, sort=False))
+    points = []  # (x, y, x std, y std, text, colour) of every point, for the labels
+    for i, (value, group) in enumerate(groups):
+        variants = group.groupby("variant", sort=False)
+        stats = variants[[x, y]].agg(["mean", "std"])
+        colour = f"C{i % 10}"
+        xerr, yerr = stats[(x, "std")].fillna(0.0), stats[(y, "std")].fillna(0.0)
+        ax.errorbar(stats[(x, "mean")], stats[(y, "mean")], xerr=xerr, yerr=yerr, fmt=_MARKERS[i % len(_MARKERS)],
+                    color=colour, capsize=3, markersize=5, label=None if hue is None else str(value))
+        for name, row in stats.iterrows():
+            text = name if label is None else str(variants.get_group(name)[label].iloc[0])
+            points.append((row[(x, "mean")], row[(y, "mean")], xerr[name], yerr[name], text, colour))
     if logx:
         ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.2)  # room for the labels of the outermost points
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return fig
+    if title:
+        ax.set_title(title, fontsize=9)
+    legend = ax.legend(fontsize=7, loc="best") if hue is not None else None
+    if new_figure:
+        fig.tight_layout()
+    _place_labels(ax, points, legend)
+    return ax
+
+
+def _place_labels(ax, points, legend=None, fontsize=7):
+    """Annotate ``(x, y, x std, y std, text, colour)`` points, each label where it collides with the
+    fewest things already drawn: markers, error bars, the legend and the labels placed before it."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    # Nearest places first: the four diagonals, above and below, then the same further out.
+    near = [(5, 3, "left", "bottom"), (5, -3, "left", "top"), (-5, 3, "right", "bottom"),
+            (-5, -3, "right", "top"), (0, 7, "center", "bottom"), (0, -7, "center", "top")]
+    candidates = near + [(f * dx, f * dy, ha, va) for f in (2.5, 4.5) for dx, dy, ha, va in near]
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+    if renderer is None:  # a backend that cannot measure text: the nearest place, no collision test
+        for px, py, _, _, text, colour in points:
+            dx, dy, ha, va = candidates[0]
+            ax.annotate(text, (px, py), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                        fontsize=fontsize, color=colour)
+        return
+    frame = ax.get_window_extent(renderer)
+    to_pixels = ax.transData.transform
+    half = 4 * fig.dpi / 72  # half a marker, in pixels
+    cap = 4 * fig.dpi / 72  # half an error bar's cap (capsize 3 points) and a margin
+    obstacles = []
+    for px, py, xerr, yerr, _, _ in points:
+        (cx, cy), = to_pixels([(px, py)])
+        obstacles.append(Bbox.from_extents(cx - half, cy - half, cx + half, cy + half))
+        for low, high in (((px, py - yerr), (px, py + yerr)), ((px - xerr, py), (px + xerr, py))):
+            (x0, y0), (x1, y1) = to_pixels([low, high])
+            if (x0, y0) != (x1, y1):  # a bar, with room for its caps
+                obstacles.append(Bbox.from_extents(min(x0, x1) - cap, min(y0, y1) - cap, max(x0, x1) + cap,
+                                                   max(y0, y1) + cap))
+    if legend is not None:
+        obstacles.append(legend.get_window_extent(renderer))
+    for px, py, _, _, text, colour in points:
+        best = None
+        for dx, dy, ha, va in candidates:
+            annotation = ax.annotate(text, (px, py), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                                     fontsize=fontsize, color=colour)
+            box = annotation.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            collisions = sum(box.overlaps(other) for other in obstacles) + (0 if inside else len(obstacles) + 1)
+            if best is None or collisions < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (collisions, annotation, box)
+            else:
+                annotation.remove()
+            if collisions == 0:
+                break
+        obstacles.append(best[2])
 
 
 def _class_name(label, class_names):
@@ -179,6 +303,9 @@ def image_grid(images, labels=None, predictions=None, num_cols=8, class_names=No
         class_names: names of the classes; default ``minidense.CLASS_NAMES``.
         scale: inches per image.
         titles: ``N`` strings that replace the class names as titles.
+
+    Returns:
+        The grid's Axes, ``(rows, num_cols)``.
     """
     import torch
 
@@ -213,23 +340,31 @@ def image_grid(images, labels=None, predictions=None, num_cols=8, class_names=No
         elif titled:
             ax.set_title(_class_name(labels[i] if labels is not None else predictions[i], class_names), fontsize=8)
     fig.tight_layout()
+    return axes
 
 
-def confusion_matrix(y_true, y_pred, class_names=None, normalize=False):
+def confusion_matrix(y_true=None, y_pred=None, class_names=None, normalize=False, counts=None, ax=None,
+                     title=None):
     """The confusion matrix as a heat map with the counts written in the cells.
 
-    Rows are true classes, columns predicted ones (computed by
-    :func:`minidense.training.confusion_counts`; :func:`minidense.training.predict` gives the
-    inputs). With ``normalize`` each row is divided by its total: the diagonal is then the
-    accuracy on each class.
+    Rows are true classes, columns predicted ones: from ``y_true`` and ``y_pred`` (computed by
+    :func:`minidense.training.confusion_counts`; :func:`minidense.training.predict` gives them), or
+    ``counts`` already made (a recorded matrix). With ``normalize`` each row is divided by its total:
+    the diagonal is then the accuracy on each class. Returns the Axes.
     """
+    import torch
+
     from minidense.data import CLASS_NAMES
     from minidense.training import confusion_counts
 
     class_names = CLASS_NAMES if class_names is None else class_names
-    counts = confusion_counts(y_true, y_pred, len(class_names)).double()
+    if (counts is None) == (y_true is None or y_pred is None):
+        raise ValueError("give either y_true and y_pred, or counts")
+    counts = (confusion_counts(y_true, y_pred, len(class_names)) if counts is None
+              else torch.as_tensor(counts)).double()
     values = counts / counts.sum(dim=1, keepdim=True).clamp(min=1) if normalize else counts
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
     ax.imshow(values.numpy(), cmap="Blues")
     threshold = values.max().item() / 2
     for i in range(len(class_names)):
@@ -241,7 +376,10 @@ def confusion_matrix(y_true, y_pred, class_names=None, normalize=False):
     ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    fig.tight_layout()
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.figure.tight_layout()
+    return ax
 
 
 def histories(runs, metrics=("train_loss", "test_acc")):
@@ -250,6 +388,9 @@ def histories(runs, metrics=("train_loss", "test_acc")):
     Args:
         runs: ``{label: History}`` (or the dicts of :meth:`minidense.History.to_dict`).
         metrics: record fields to plot, one panel each (``train_loss``, ``train_acc``, ``test_acc``).
+
+    Returns:
+        The Axes, one per metric.
     """
     from minidense.history import FIELDS, History
 
@@ -273,6 +414,7 @@ def histories(runs, metrics=("train_loss", "test_acc")):
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
+    return axes[0]
 
 
 def connectivity(num_layers=5, ax=None):

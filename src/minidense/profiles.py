@@ -5,7 +5,8 @@ import os
 
 import torch
 
-from minidense.options import RECIPES, recipe as get_recipe
+from minidense.options import RECIPES
+from minidense.options import recipe as get_recipe
 
 __all__ = ["Profile", "PROFILES", "profile"]
 
@@ -32,7 +33,7 @@ class Profile:
         return RECIPES[self.recipe].lr
 
     def __str__(self):
-        subset = lambda n, total: f"{total:,}" if n is None else f"{n:,}"  # noqa: E731
+        subset = lambda n, total: f"{total:,}" if n is None else f"{n:,}"
         return (f"profile {self.name!r}: {self.num_epochs} epochs, batch {self.batch_size}, "
                 f"{subset(self.num_train, 60000)} train / {subset(self.num_test, 10000)} test images "
                 f"at {self.resize}x{self.resize}; recipe {self.recipe!r}: {RECIPES[self.recipe]}")

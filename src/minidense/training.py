@@ -14,15 +14,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from minidense import allocator
+from minidense import allocator, distributed
 from minidense._checks import check_positive_int, check_state_dict_fits
-from minidense.hardware import default_device
 from minidense._files import atomic_write, check_writable
+from minidense.hardware import default_device
 from minidense.history import History, provenance
-from minidense.options import Levers, Recipe, default_eval_batch_size, recipe as get_recipe
+from minidense.options import Levers, Parallel, default_eval_batch_size
+from minidense.options import recipe as get_recipe
 
-__all__ = ["train", "training_step", "evaluate_accuracy", "recompute_bn_statistics", "predict",
-           "confusion_counts", "rebatch", "inplace_relu_after_bn", "default_eval_batch_size"]
+__all__ = ["train", "training_step", "ema_with_warmup", "RunningMetrics", "prepared", "levers_in_effect",
+           "evaluate_accuracy", "recompute_bn_statistics", "predict", "confusion_counts", "rebatch",
+           "inplace_relu_after_bn", "default_eval_batch_size"]
 
 
 def _autocast(device, bf16):
@@ -128,10 +130,16 @@ def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=tor
             X, y = _to_device(X, y, device, memory_format)
             correct += (_logits(net, X, tta).argmax(dim=1) == y).sum()
             total += len(y)
+    if total == 0 and getattr(data_iter, "world_size", 1) == 1:
+        raise ValueError("data_iter yielded no batches: there is nothing to evaluate")
+    if getattr(data_iter, "world_size", 1) > 1:  # one rank's share of the examples: count every rank's
+        correct, total = distributed.sum_over_ranks(correct, total)
+        return correct / total
     return correct.item() / total
 
 
-def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None, tta=False):
+def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None, tta=False,
+            memory_format=torch.contiguous_format):
     """The true and the predicted class of every example, in eval mode under ``torch.inference_mode``.
 
     Args:
@@ -141,6 +149,7 @@ def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None, tta
         bf16: bf16 autocast, as :func:`train` evaluated (its history's provenance says which).
         keep_freed_memory: as in :class:`minidense.options.Levers` (default: on for a CPU device).
         tta: the recipe's flip test-time augmentation.
+        memory_format: of the input batches, as :func:`train` evaluated (channels-last or not).
 
     Returns:
         ``(y_true, y_pred)``: two int64 ``(num_examples,)`` tensors on the CPU, in the order of
@@ -152,7 +161,8 @@ def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None, tta
     with allocator.keep_freed_memory(_keeps_freed_memory(device, keep_freed_memory)), torch.inference_mode(), \
             _autocast(device, bf16):
         for X, y in data_iter:
-            y_pred.append(_logits(net, X.to(device), tta).argmax(dim=1).cpu())
+            X = X.to(device).contiguous(memory_format=memory_format)
+            y_pred.append(_logits(net, X, tta).argmax(dim=1).cpu())
             y_true.append(y.cpu())
     if not y_true:
         raise ValueError("data_iter yielded no batches: there is nothing to predict")
@@ -217,7 +227,7 @@ def _make_scheduler(optimizer, schedule, lr, total_steps):
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
 
 
-def _ema_with_warmup(decay):
+def ema_with_warmup(decay):
     """``multi_avg_fn`` of an exponential moving average whose decay grows to ``decay``.
 
     After ``n`` updates the average moves towards the current weights by ``1 - d`` with
@@ -234,10 +244,30 @@ def _ema_with_warmup(decay):
     return update
 
 
-def training_step(model, optimizer, X, y, bf16=False, label_smoothing=0.0):
+def prepared(net, levers, device):
+    """``net`` on ``device`` in the levers' memory format; returns what to call: ``torch.compile(net)``
+    with ``levers.compile``, else ``net`` itself. ``levers`` must be resolved."""
+    net.to(device, memory_format=levers.memory_format)
+    return torch.compile(net) if levers.compile else net
+
+
+@contextlib.contextmanager
+def levers_in_effect(net, levers):
+    """Within the block: freed memory kept (``levers.keep_freed_memory``) and the ReLUs after a BN in
+    place (``levers.inplace_relu``), as :func:`train` runs its epochs. ``levers`` must be resolved."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(allocator.keep_freed_memory(levers.keep_freed_memory))
+        if levers.inplace_relu:
+            stack.enter_context(inplace_relu_after_bn(net))
+        yield
+
+
+def training_step(model, optimizer, X, y, bf16=False, label_smoothing=0.0, metrics=None, host_sync=False):
     """One step of SGD on the batch ``(X, y)``: forward (under bf16 autocast if asked), loss, backward, step.
 
-    Returns ``(loss, y_hat)``, both still on the device and attached to nothing (no host sync).
+    With ``metrics`` (a :class:`RunningMetrics`) the batch is counted there, on the device; with
+    ``host_sync`` the metrics are then read back to the host, as d2l's loop does after every step.
+    Returns ``(loss, y_hat)``, detached and still on the device.
     """
     with _autocast(X.device, bf16):
         y_hat = model(X)
@@ -245,7 +275,31 @@ def training_step(model, optimizer, X, y, bf16=False, label_smoothing=0.0):
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.detach(), y_hat.detach()
+    loss, y_hat = loss.detach(), y_hat.detach()
+    if metrics is not None:
+        metrics.add(loss, y_hat, y)
+        if host_sync:
+            metrics.read()
+    return loss, y_hat
+
+
+class RunningMetrics:
+    """The training loss and accuracy of an epoch so far, summed on the device (no host sync until read)."""
+
+    def __init__(self, device):
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.n = 0
+
+    def add(self, loss, y_hat, y):
+        """Count one batch: its mean ``loss`` (a 0-d tensor), logits ``(B, classes)``, labels ``(B,)``."""
+        self.loss_sum += loss.float() * len(y)
+        self.correct += (y_hat.argmax(dim=1) == y).sum()
+        self.n += len(y)
+
+    def read(self):
+        """``{"train_loss": ..., "train_acc": ...}`` as Python floats: one host sync."""
+        return {"train_loss": self.loss_sum.item() / self.n, "train_acc": self.correct.item() / self.n}
 
 
 # What a checkpoint must agree on with the run resuming from it: the recipe and, under a schedule,
@@ -315,12 +369,19 @@ def _check_train_iter(train_iter, recipe):
 
 
 def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recipe=None, levers=None,
-          checkpoint=None, resume=False, callback=None, progress=None, verbose=True, profile=None):
+          parallel=None, checkpoint=None, resume=False, callback=None, progress=None, verbose=True,
+          profile=None):
     """Train ``net`` with SGD and cross-entropy; evaluate on ``test_iter`` after every epoch.
 
     ``train(net, train_iter, test_iter, num_epochs, lr)`` is d2l's recipe (plain SGD at a
     constant ``lr``). The weights are never re-initialised, so training continues from whatever
     ``net`` holds.
+
+    Under torchrun (a process group made by :func:`minidense.distributed.init`) every rank runs
+    this same call: the batch size of ``train_iter`` is the global batch, and each rank trains on
+    its share of every batch through ``DistributedDataParallel``, evaluates its share of the test
+    images with BN statistics averaged over the ranks, and sums its counts with the others'; rank 0
+    alone prints, shows progress, calls ``callback`` and writes the checkpoint.
 
     Args:
         net: the network; moved to ``device``.
@@ -333,7 +394,9 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
         recipe: a :class:`minidense.options.Recipe` or the name of one (``"d2l"``, ``"short"``,
             ``"book"``); default d2l's. Its fields are documented there.
         levers: a :class:`minidense.options.Levers` (speed only); ``None`` fields are decided by
-            :meth:`~minidense.options.Levers.resolve`.
+            :meth:`~minidense.options.Levers.resolve`; under torchrun rank 0's decisions hold for all.
+        parallel: a :class:`minidense.options.Parallel` (how the processes of a torchrun run work
+            together; nothing changes in a single process).
         checkpoint: path of a file holding model, optimiser, schedule, averaged weights, RNG states
             and history, written after every epoch.
         resume: continue from ``checkpoint`` (after its last finished epoch) when it exists. The
@@ -366,28 +429,38 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
     steps_per_epoch = _check_train_iter(train_iter, recipe)
     device = torch.device(device) if device is not None else default_device()
     batch_size = getattr(train_iter, "batch_size", None)
+    parallel = parallel if parallel is not None else Parallel()
+    if not isinstance(parallel, Parallel):
+        raise ValueError(f"parallel must be a minidense.options.Parallel, got {type(parallel).__name__}")
+    distributed.check_run(parallel, device, batch_size)  # on every rank alike, before any collective
+    num_train, num_test = (getattr(batches, "num_examples", None) for batches in (train_iter, test_iter))
+    if distributed.world_size() > 1:  # each rank its share of every batch
+        train_iter, test_iter = distributed.shard(train_iter, test_iter)
+        steps_per_epoch = len(train_iter)
     levers = levers.resolve(device, batch_size if getattr(test_iter, "batch_size", None) is not None else None)
+    levers = distributed.broadcast_object(levers)  # every rank computes alike: rank 0's probes decide
     if recipe.augments:
         train_iter = train_iter.augmented(recipe.translate, recipe.flip)
     memory_format = levers.memory_format
     progress = not _in_notebook() if progress is None else progress
+    if not distributed.is_main():  # rank 0 alone prints, shows progress and calls back
+        verbose, progress, callback = False, False, None
     if checkpoint is not None:
         check_writable(checkpoint)
 
-    net.to(device, memory_format=memory_format)
-    model = torch.compile(net) if levers.compile else net
+    model = prepared(net, levers, device)
     optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     scheduler = _make_scheduler(optimizer, recipe.schedule, recipe.lr, num_epochs * steps_per_epoch)
     ema = None
     if recipe.ema_decay is not None:
-        ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=_ema_with_warmup(recipe.ema_decay))
+        ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=ema_with_warmup(recipe.ema_decay))
 
     run = dict(num_epochs=num_epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
-               num_train=getattr(train_iter, "num_examples", None),
-               num_test=getattr(test_iter, "num_examples", None))
+               num_train=num_train, num_test=num_test)
     history = History(provenance=provenance(device, profile, recipe=recipe, levers=levers,
-                                            **{k: v for k, v in run.items() if k != "steps_per_epoch"}))
+                                            **{k: v for k, v in run.items() if k != "steps_per_epoch"},
+                                            **distributed.describe(parallel)))
     start_epoch = 0
     if resume and Path(checkpoint).exists():
         state = _load_checkpoint(checkpoint, net, {"recipe": dataclasses.asdict(recipe), "run": run})
@@ -401,6 +474,7 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
         start_epoch, history = state["epoch"], History.from_dict(state["history"])
         if verbose:
             print(f"resuming from {checkpoint} after epoch {start_epoch}")
+    distributed.agree(start_epoch, f"the epoch to start from (does every machine see the same {checkpoint}?)")
 
     bar = None
     if progress:
@@ -412,39 +486,34 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
             callback(record["epoch"], record)
     report_every = max(1, steps_per_epoch // 5)
 
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(allocator.keep_freed_memory(levers.keep_freed_memory))
-        if levers.inplace_relu:
-            stack.enter_context(inplace_relu_after_bn(net))
+    # Under torchrun a step runs through DistributedDataParallel; evaluation runs the network itself.
+    stepped = distributed.data_parallel(net, device, parallel.sync_bn, levers.compile) \
+        if distributed.world_size() > 1 else contextlib.nullcontext(model)
+    with levers_in_effect(net, levers), stepped as step_model:
         for epoch in range(start_epoch, num_epochs):
             net.train()
             if hasattr(train_iter, "set_epoch"):
                 train_iter.set_epoch(epoch)
-            loss_sum = torch.zeros((), device=device)  # summed on the device, read once per report
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            n = 0
+            metrics = RunningMetrics(device)  # read once per report: no host sync per step
             _sync(device)
             start = time.perf_counter()
             for i, (X, y) in enumerate(train_iter):
                 X, y = _to_device(X, y, device, memory_format)
-                loss, y_hat = training_step(model, optimizer, X, y, levers.bf16, recipe.label_smoothing)
+                training_step(step_model, optimizer, X, y, levers.bf16, recipe.label_smoothing, metrics,
+                              levers.host_sync)
                 if scheduler is not None:
                     scheduler.step()
                 if ema is not None:
                     ema.update_parameters(net)
-                loss_sum += loss.float() * len(y)
-                correct += (y_hat.argmax(dim=1) == y).sum()
-                n += len(y)
-                if levers.host_sync:  # what d2l's Accumulator does: read the metrics back after every step
-                    loss_sum.item(), correct.item()
                 if bar is not None:
                     bar.update()
                 if callback is not None and (i + 1) % report_every == 0 and i + 1 < steps_per_epoch:
-                    callback(epoch + (i + 1) / steps_per_epoch,
-                             {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n})
+                    callback(epoch + (i + 1) / steps_per_epoch, metrics.read())
             _sync(device)
             seconds = time.perf_counter() - start
-            train_loss = loss_sum.item() / n
+            loss_sum, correct, n = distributed.sum_over_ranks(metrics.loss_sum, metrics.correct, metrics.n)
+            epoch_metrics = {"train_loss": loss_sum / n, "train_acc": correct / n}  # every rank's share
+            train_loss = epoch_metrics["train_loss"]
             if not math.isfinite(train_loss):
                 raise FloatingPointError(
                     f"the training loss became {train_loss} in epoch {epoch + 1}: the weights are lost. "
@@ -452,13 +521,13 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
 
             accuracies = _evaluate(model, ema, train_iter, test_iter, epoch, device, recipe, levers,
                                    every_way=epoch + 1 == num_epochs)
-            record = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=correct.item() / n,
-                          test_acc=accuracies.pop("test_acc"), examples_per_sec=n / seconds, seconds=seconds,
+            record = dict(epoch=epoch + 1, **epoch_metrics, test_acc=accuracies.pop("test_acc"),
+                          examples_per_sec=n / seconds, seconds=seconds,
                           **accuracies)
             history.append(**record)
             if callback is not None:
                 callback(epoch + 1, record)
-            if checkpoint is not None:
+            if checkpoint is not None and distributed.is_main():
                 _save_checkpoint(checkpoint, {
                     "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -484,6 +553,7 @@ def _evaluate(model, ema, train_iter, test_iter, epoch, device, recipe, levers, 
             if hasattr(train_iter, "set_epoch"):
                 train_iter.set_epoch(epoch)
             recompute_bn_statistics(net, train_iter, recipe.precise_bn, device, levers.bf16, levers.memory_format)
+        distributed.average_bn_statistics(net)  # under torchrun: every rank evaluates with the same statistics
         for tta in ((recipe.tta, not recipe.tta) if every_way and (recipe.tta or ema is not None) else (recipe.tta,)):
             key = f"test_acc_{name}{'_tta' if tta else ''}"
             accuracies[key] = evaluate_accuracy(net, test_iter, device, levers.bf16, levers.memory_format,
