@@ -9,13 +9,12 @@ autograd's saved tensors, each storage once) in both modes, and fits ``a + b*L +
 """
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import minidense
+from minidense._files import write_json
 from minidense.history import provenance
 from minidense.memory import saved_activation_bytes
 
@@ -69,10 +68,7 @@ def main(argv=None):
     for mode, f in result["fit"].items():
         print(f"{mode}: bytes ~ {f['a']:.3g} + {f['b']:.3g} L + {f['c']:.3g} L^2")
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {out}")
+        print(f"wrote {write_json(args.out, result)}")
     return result
 
 

@@ -300,15 +300,15 @@ def _read_records(folder):
 
 @contextlib.contextmanager
 def _locked(folder):
-    """An exclusive lock on ``folder`` (``fcntl.flock`` on ``folder/.lock``), held by one process at a time."""
+    """An exclusive lock on ``folder`` itself (``fcntl.flock`` on its descriptor): one process at a time."""
     import fcntl
 
-    with open(folder / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _legacy_rows(path):
