@@ -48,7 +48,7 @@ PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", "no
 TESTS = {
     "options.py": ["tests/test_options.py", "tests/test_profiles.py", "tests/test_cli.py"],
     "data.py": ["tests/test_data.py", "tests/test_data_seeding.py", "tests/test_data_transforms.py",
-                "tests/test_data_root.py"],
+                "tests/test_data_root.py", "tests/test_data_subsets.py"],
     "training.py": ["tests/test_training.py", "tests/test_schedules.py", "tests/test_recipe_parts.py",
                     "tests/test_levers_effect.py"],
     "experiments.py": ["tests/test_compare_builds.py", "tests/test_experiments.py"],
@@ -118,12 +118,14 @@ NAMED = [
     Mutant("training.py", "training_step(model, optimizer, X, y, levers.bf16, recipe.label_smoothing)",
            "training_step(model, optimizer, X, y, levers.bf16)", "train drops the label smoothing",
            ("tests/test_recipe_parts.py",)),
-    Mutant("training.py", "probabilities = F.softmax(net(X).float(), dim=1) + F.softmax(net(X.flip(-1)).float(), dim=1)",
+    Mutant("training.py",
+           "probabilities = F.softmax(net(X).float(), dim=1) + F.softmax(net(X.flip(-1)).float(), dim=1)",
            "probabilities = F.softmax(net(X).float() + net(X.flip(-1)).float(), dim=1) * 2",
            "TTA averages the logits instead of the probabilities", ("tests/test_recipe_parts.py",)),
     Mutant("training.py", "F.softmax(net(X.flip(-1)).float(), dim=1)", "F.softmax(net(X.flip(-2)).float(), dim=1)",
            "TTA mirrors top to bottom", ("tests/test_recipe_parts.py",)),
-    Mutant("training.py", "keep = torch.clamp((1 + n) / (10 + n), max=decay)", "keep = torch.clamp(n / (10 + n), max=decay)",
+    Mutant("training.py", "keep = torch.clamp((1 + n) / (10 + n), max=decay)",
+           "keep = torch.clamp(n / (10 + n), max=decay)",
            "the EMA's warm-up off by one update", ("tests/test_recipe_parts.py",)),
     Mutant("training.py", "keep = torch.clamp((1 + n) / (10 + n), max=decay)", "keep = (1 + n) / (10 + n)",
            "the EMA's warm-up never stops at the decay", ("tests/test_recipe_parts.py",)),
@@ -156,7 +158,8 @@ def automatic_mutants(module):
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     for i, token in enumerate(tokens):
         row, col = token.start
-        if row > len(lines) or "pragma: no mutate" in lines[row - 1] or lines[row - 1].lstrip().startswith(("__all__", "@")):
+        line = lines[row - 1] if row <= len(lines) else ""
+        if row > len(lines) or "pragma: no mutate" in line or line.lstrip().startswith(("__all__", "@")):
             continue
         previous = tokens[i - 1].string if i else ""
         following = tokens[i + 1].string if i + 1 < len(tokens) else ""

@@ -106,7 +106,7 @@ def test_install_cell_resolves_to_minidense_alone_next_to_colabs_packages(tmp_pa
     assert resolved.returncode == 0, resolved.stdout + resolved.stderr
     planned = [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]
     assert planned == ["minidense"], f"the install cell would also install {planned}"
-    assert installed(python) == before == {name: version for name, version in COLAB_PACKAGES.items()}
+    assert installed(python) == before == dict(COLAB_PACKAGES)
 
 
 def test_resolution_check_catches_a_package_below_our_lower_bound(tmp_path, wheel_folder):

@@ -52,8 +52,8 @@ def test_shift_and_flip_on_a_4x5_image_worked_by_hand():
 
 def test_shift_and_flip_with_nothing_to_do_is_the_identity():
     images = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
-    assert torch.equal(data.shift_and_flip(images, torch.zeros(3, 2, dtype=torch.int64), torch.zeros(3, dtype=torch.bool)),
-                       images)
+    no_shift, no_flip = torch.zeros(3, 2, dtype=torch.int64), torch.zeros(3, dtype=torch.bool)
+    assert torch.equal(data.shift_and_flip(images, no_shift, no_flip), images)
 
 
 def test_a_shift_past_the_edge_leaves_only_background():
@@ -74,7 +74,8 @@ def test_shrinking_matches_torchvision_resize_within_one_grey_level(data_root, s
     images, _ = data.read_fashion_mnist("test", data_root)
     n = 2_000
     reference = torchvision.datasets.FashionMNIST(
-        root=str(data_root), train=False, transform=transforms.Compose([transforms.Resize(size), transforms.ToTensor()]))
+        root=str(data_root), train=False,
+        transform=transforms.Compose([transforms.Resize(size), transforms.ToTensor()]))
     expected = torch.stack([reference[i][0] for i in range(n)])
     X = data.resize_batch(images[:n], size)
     assert X.shape == expected.shape == (n, 1, size, size) and X.dtype == torch.float32

@@ -15,8 +15,8 @@ from torch import nn
 
 import minidense
 from conftest import ROOT, tiny_densenet
-from minidense._files import atomic_write
 from minidense.__main__ import main
+from minidense._files import atomic_write
 from minidense.experiments import FashionMNISTRun, compare, grid
 from minidense.options import Levers, Recipe
 

@@ -30,9 +30,10 @@ def seen_during_training(levers):
     def hook(module, inputs, output):
         if module.training:
             X = inputs[0]
-            seen.append(dict(out_dtype=output.dtype, in_channels_last=X.is_contiguous(memory_format=torch.channels_last),
-                             in_nchw=X.is_contiguous(), out_channels_last=output.is_contiguous(
-                                 memory_format=torch.channels_last)))
+            channels_last = torch.channels_last
+            seen.append(dict(out_dtype=output.dtype, in_channels_last=X.is_contiguous(memory_format=channels_last),
+                             in_nchw=X.is_contiguous(),
+                             out_channels_last=output.is_contiguous(memory_format=channels_last)))
 
     conv.register_forward_hook(hook)
     batches = synthetic_batches()

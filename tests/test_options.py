@@ -175,7 +175,8 @@ def test_fields_are_listed_in_their_order():
     assert list(fields_of(Levers)) == ["bf16", "channels_last", "compile", "eval_batch_size", "inplace_relu",
                                        "host_sync", "keep_freed_memory"]
     assert all(f.metadata["help"] for cls in (Recipe, Levers) for f in fields_of(cls).values())
-    assert fields_of(Recipe)["schedule"].metadata["choices"] == options.SCHEDULES == (None, "step", "cosine", "onecycle")
+    choices = fields_of(Recipe)["schedule"].metadata["choices"]
+    assert choices == options.SCHEDULES == (None, "step", "cosine", "onecycle")
 
 
 @pytest.mark.parametrize("cls, name, text, value", [

@@ -114,8 +114,8 @@ def test_compare_scatter_names_a_missing_column():
 
 
 def test_live_plot_is_a_callback_of_train(monkeypatch):
-    import types
     import sys
+    import types
 
     shown = []
     handle = types.SimpleNamespace(update=lambda fig: shown.append(fig))

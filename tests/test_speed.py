@@ -149,7 +149,8 @@ def test_network_slice_is_stem_block1_transition1():
 def test_channels_last_gives_the_same_loss_curve(small_data):
     train_iter, test_iter = small_data
     runs = [minidense.train(tiny_densenet(), train_iter, test_iter, 1, 0.02, "cpu",
-                            levers=levers(channels_last=channels_last), **FAST).to_frame() for channels_last in (False, True)]
+                            levers=levers(channels_last=channels_last), **FAST).to_frame()
+            for channels_last in (False, True)]
     # the same sums in another order: fp32 rounding differs in the last digits, and each step carries
     # it on (over a second epoch it grows to a few tenths of a percent), so one epoch of eight steps
     torch.testing.assert_close(torch.tensor(runs[1]["train_loss"].to_numpy()),
