@@ -318,8 +318,8 @@ def _legacy_rows(path):
     if not path.exists():
         return []
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    if "key" in table.columns:
-        return []
+    if "key" in table.columns:  # rebuilt before: its legacy rows are those without a key
+        table = table[table["key"].isna()]
     return table.to_dict("records")
 
 
