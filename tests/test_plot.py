@@ -127,3 +127,45 @@ def test_live_plot_is_a_callback_of_train(monkeypatch):
     assert live.points["train_loss"] == ([0.5, 1], [1.0, 0.8])
     assert live.points["test_acc"] == ([1], [0.55])
     assert len(shown) == 2
+
+
+_REUSE = [[[0.04, 0.036, 0.10], [None, 0.0352, 0.098], [None, None, 0.102]],
+          [[0.03, 0.0294, 0.05], [None, 0.03, 0.075], [None, None, 0.1]]]  # two blocks, as in JSON
+
+
+def test_feature_reuse_heatmap_per_target_divides_each_column_by_its_largest_on_a_fixed_0_to_1_scale():
+    import numpy as np
+
+    axes = minidense.plot.feature_reuse_heatmap(_REUSE, per_target=True)
+    assert len(axes) == 2
+    for ax, matrix in zip(axes, _REUSE):
+        image, = ax.get_images()
+        assert image.get_clim() == (0.0, 1.0)  # a 2% spread stays a 2% spread of the colour range
+        values = np.ma.filled(image.get_array(), np.nan)
+        expected = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+        np.testing.assert_allclose(values, expected / np.nanmax(expected, axis=0), equal_nan=True)
+    colorbar, = [a for a in axes[0].figure.axes if a not in axes]
+    assert colorbar.get_ylabel() == "mean |W| / column max"
+
+
+def test_feature_reuse_heatmap_raw_values_start_at_zero_and_say_what_they_show():
+    axes = minidense.plot.feature_reuse_heatmap(_REUSE)
+    assert all(ax.get_images()[0].get_clim() == (0.0, 0.102) for ax in axes)  # one scale for all blocks
+    colorbar, = [a for a in axes[0].figure.axes if a not in axes]
+    assert colorbar.get_ylabel() == "mean |W|"
+    assert [t.get_text() for t in axes[0].get_xticklabels()][-1] == "T"
+    assert [t.get_text() for t in axes[1].get_xticklabels()][-1] == "C"
+
+
+def test_feature_reuse_heatmap_draws_into_given_axes_with_a_chosen_range_and_label():
+    fig, given = plt.subplots(2, 2)
+    axes = minidense.plot.feature_reuse_heatmap(_REUSE, ax=given[0], vmin=0.5, vmax=1.5, cmap="RdBu_r",
+                                                label="trained / initial")
+    assert list(axes) == list(given[0]) and axes[0].figure is fig
+    assert given[1][0].get_images() == []
+    assert axes[1].get_images()[0].get_clim() == (0.5, 1.5)
+    colorbar = fig.axes[-1]
+    assert colorbar.get_ylabel() == "trained / initial"
+    assert axes[-1].get_images()[0].colorbar.extend == "min"  # values below the range: the bar says so
+    with pytest.raises(ValueError, match="one Axes per dense block"):
+        minidense.plot.feature_reuse_heatmap(_REUSE, ax=given.ravel()[:3])

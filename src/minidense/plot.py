@@ -103,7 +103,7 @@ def feature_reuse_heatmap(matrices, per_target=False, title=None, ax=None, vmin=
     if label is None:
         label = "mean |W| / column max" if per_target else "mean |W|"
     if ax is None:
-        fig, axes = plt.subplots(1, len(arrays), figsize=(2.3 * len(arrays) + 1.0, 2.7), squeeze=False,
+        fig, axes = plt.subplots(1, len(arrays), figsize=(2.3 * len(arrays) + 1.0, 2.9), squeeze=False,
                                  layout="constrained")
         axes = axes[0]
     else:
