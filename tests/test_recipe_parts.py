@@ -70,6 +70,7 @@ def test_tta_averages_the_probabilities_of_each_image_and_its_mirror():
     batches = [(X[i:i + 64], y[i:i + 64]) for i in range(0, 512, 64)]
     assert evaluate_accuracy(net, batches, "cpu", tta=True) == 1.0
     assert evaluate_accuracy(net, batches, "cpu", tta=False) == (plain == y).float().mean().item()
+    assert evaluate_accuracy(net, batches) == evaluate_accuracy(net, batches, "cpu", tta=False)  # default: no TTA
     y_true, y_pred = predict(net, batches, "cpu", tta=True)
     assert torch.equal(y_true, y) and torch.equal(y_pred, y)
 
@@ -103,3 +104,8 @@ def test_the_warm_up_stops_at_the_decay():
     assert ema_after([w1, w2, w3], decay=0.2) == pytest.approx(a3, rel=1e-6)
     # after many updates the average keeps `decay` per step: a constant weight is its own average
     assert ema_after([3.0] * 50, decay=0.9) == pytest.approx(3.0)
+
+
+def test_evaluating_nothing_is_a_clear_error():
+    with pytest.raises(ValueError, match="data_iter yielded no batches: there is nothing to evaluate"):
+        evaluate_accuracy(linear_net(), [], "cpu")

@@ -33,6 +33,17 @@ def interrupt_in_epoch_2(epoch, record):
         raise Interrupted
 
 
+def identical(a, b):
+    """Whether two (nested) states are equal, tensors bit for bit."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(map(identical, a, b))
+    return a == b
+
+
 def without_timing(history):
     return [{k: v for k, v in r.items() if k not in ("examples_per_sec", "seconds")} for r in history.records]
 
@@ -50,7 +61,7 @@ def test_resume_with_dropout_and_the_book_recipe_is_bit_exact(data_root, tmp_pat
 
     whole = dropout_densenet()
     uninterrupted = minidense.train(whole, train_iter, test_iter, 2, device="cpu", recipe=BOOK, levers=FP32,
-                                    verbose=False, progress=False)
+                                    checkpoint=tmp_path / "whole.pt", verbose=False, progress=False)
 
     checkpoint = tmp_path / "ckpt.pt"
     with pytest.raises(Interrupted):
@@ -64,6 +75,10 @@ def test_resume_with_dropout_and_the_book_recipe_is_bit_exact(data_root, tmp_pat
 
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert (a.double() - b.double()).abs().max() == 0, f"{name} differs after resuming"
-    # the averaged weights (and so every test accuracy of the last epoch) agree too
+    # the averaged weights, the optimiser's momentum and the schedule's position agree too (each
+    # run's checkpoint after epoch 2 holds them), and so does every test accuracy
+    ends = [torch.load(path, weights_only=False) for path in (tmp_path / "whole.pt", checkpoint)]
+    for part in ("ema", "optimizer", "scheduler"):
+        assert identical(ends[0][part], ends[1][part]), f"the {part} state differs after resuming"
     assert without_timing(history) == without_timing(uninterrupted)
     assert {"test_acc_ema_tta", "test_acc_last"} <= set(history.last)

@@ -76,23 +76,33 @@ from minidense import allocator
 
 BLOCK = 64 * 2**20  # above glibc's largest mmap threshold: by default every malloc of it maps fresh pages
 
-def faults_of_reusing(times=4):
-    for _ in range(4):  # let malloc settle where the block comes from (the heap takes a few rounds)
-        torch.empty(BLOCK, dtype=torch.uint8).fill_(1)
+def faults_of(rounds):  # minor page faults of allocating, filling and freeing the block `rounds` times
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(times):
+    for _ in range(rounds):
         torch.empty(BLOCK, dtype=torch.uint8).fill_(1)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+def rounds_to_settle(limit=32):
+    # rounds until three in a row fault in no page: small allocations can split a freed block,
+    # so the heap takes a few blocks before one is always free for the next round
+    quiet = 0
+    for done in range(1, limit + 1):
+        quiet = quiet + 1 if faults_of(1) == 0 else 0
+        if quiet == 3:
+            return done
+    return None
 
 def resident_bytes():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
 
-report = {"pages": BLOCK // resource.getpagesize(), "default": faults_of_reusing()}
+faults_of(4)  # by default malloc maps a block of this size afresh every time: nothing to settle
+report = {"pages": BLOCK // resource.getpagesize(), "default": faults_of(4)}
 with allocator.keep_freed_memory() as kept:
     with allocator.keep_freed_memory():
         pass
-    report.update(kept=kept, kept_after_inner_exit=faults_of_reusing(), resident_inside=resident_bytes())
+    report.update(kept=kept, settled_after=rounds_to_settle(), kept_after_inner_exit=faults_of(4),
+                  resident_inside=resident_bytes())
 report["resident_after"] = resident_bytes()
 print(json.dumps(report))
 """
@@ -108,8 +118,8 @@ def test_keep_freed_memory_stops_the_page_faults_of_reallocating_a_block():
     # by default every page of every buffer is faulted in again: 4 x 16,384 pages of 4 KiB, or one
     # fault per 2 MiB where transparent huge pages are always on
     assert report["default"] >= 4 * report["pages"] // 512
-    assert report["kept"]
-    assert report["kept_after_inner_exit"] * 10 < report["default"]  # the heap keeps the block; nesting is fine
+    assert report["kept"] and report["settled_after"] is not None, report  # the heap stops growing ...
+    assert report["kept_after_inner_exit"] * 10 < report["default"], report  # ... and keeps the block; nesting is fine
     assert report["resident_inside"] - report["resident_after"] >= 32 * 2**20  # handed back on exit
 
 
@@ -152,9 +162,10 @@ def test_channels_last_gives_the_same_loss_curve(small_data):
                             levers=levers(channels_last=channels_last), **FAST).to_frame()
             for channels_last in (False, True)]
     # the same sums in another order: fp32 rounding differs in the last digits, and each step carries
-    # it on (over a second epoch it grows to a few tenths of a percent), so one epoch of eight steps
+    # it on; after one epoch of eight steps the mean loss differs by 0.1-0.2% (which kernels run
+    # depends on the CPU and the thread count), a wrong layout by far more
     torch.testing.assert_close(torch.tensor(runs[1]["train_loss"].to_numpy()),
-                               torch.tensor(runs[0]["train_loss"].to_numpy()), rtol=1e-3, atol=0)
+                               torch.tensor(runs[0]["train_loss"].to_numpy()), rtol=5e-3, atol=0)
     assert (runs[1]["test_acc"] - runs[0]["test_acc"]).abs().max() <= 2 / 128  # at most two images flip
 
 

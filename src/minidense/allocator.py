@@ -4,12 +4,12 @@ A training step allocates and frees the same activation-sized buffers every time
 serves a large block (above its mmap threshold, at most 32 MiB) with fresh pages from the kernel
 and unmaps them on free, and it hands the top of its heap back once more than its trim threshold
 is free. Every step the kernel then maps and zeroes the same memory again: a page fault per 4 KiB,
-counted as system time. For the book's network at batch 128 on a 2-core EPYC, keeping the memory
-made a training step 1.56x as fast in fp32 (AVX2 instructions only) and 1.15x in bf16
-(``benchmarks/train_speed.py``, the row "- keep freed memory" of ``book/results/speed-cpu-*.json``).
+counted as system time. What that costs a training step is measured by ``benchmarks/train_speed.py``
+(the row "- keep freed memory" of ``book/results/speed-cpu-*.json``).
 
 Inside :func:`keep_freed_memory` malloc serves every size from its heap and keeps what is freed, so
-after the first step no page is faulted in again. The price: the process keeps its peak memory
+once the heap has grown to a step's peak (a few steps: small allocations can split a freed block
+and send the next large one to fresh memory) no page is faulted in again. The price: the process keeps its peak memory
 until the block ends. What tcmalloc and jemalloc (the allocators Intel's PyTorch guide preloads)
 do by design, two calls of ``mallopt`` do here, from inside the running process.
 """
