@@ -50,7 +50,7 @@ TESTS = {
     "data.py": ["tests/test_data.py", "tests/test_data_seeding.py", "tests/test_data_transforms.py",
                 "tests/test_data_root.py", "tests/test_data_subsets.py"],
     "training.py": ["tests/test_training.py", "tests/test_schedules.py", "tests/test_recipe_parts.py",
-                    "tests/test_levers_effect.py"],
+                    "tests/test_levers_effect.py", "tests/test_speed.py"],
     "experiments.py": ["tests/test_compare_builds.py", "tests/test_experiments.py"],
 }
 RESUME = ["tests/test_resume_exact.py", "tests/test_training.py"]  # the resume tests (one is marked slow)
@@ -74,11 +74,12 @@ NAMED = [
            'return densenet(transition_pool=full["transition_pool"])',
            "FashionMNISTRun.build ignores every model setting but the pooling", ("tests/test_compare_builds.py",)),
     # the levers
-    Mutant("training.py", "loss, y_hat = training_step(model, optimizer, X, y, levers.bf16, recipe.label_smoothing)",
-           "loss, y_hat = training_step(model, optimizer, X, y, False, recipe.label_smoothing)",
+    Mutant("training.py", "training_step(step_model, optimizer, X, y, levers.bf16, recipe.label_smoothing,",
+           "training_step(step_model, optimizer, X, y, False, recipe.label_smoothing,",
            "the bf16 lever does nothing while training", ("tests/test_levers_effect.py",)),
-    Mutant("training.py", "    memory_format = levers.memory_format\n",
-           "    memory_format = torch.contiguous_format\n",
+    # (Only the input batches' format, `memory_format = levers.memory_format` in train, is an
+    # equivalent mutant: a one-channel NCHW batch already is channels-last contiguous.)
+    Mutant("training.py", "    net.to(device, memory_format=levers.memory_format)\n", "    net.to(device)\n",
            "the channels-last lever does nothing", ("tests/test_levers_effect.py",)),
     Mutant("training.py", "levers.eval_batch_size, levers.keep_freed_memory, tta=tta)",
            "levers.eval_batch_size, levers.keep_freed_memory, tta=tta) if False else evaluate_accuracy("
@@ -115,8 +116,8 @@ NAMED = [
            "                if scheduler is not None and i == 0:\n                    scheduler.step()\n",
            "the schedule stepped once per epoch instead of every batch", ("tests/test_schedules.py",)),
     # label smoothing, TTA, EMA
-    Mutant("training.py", "training_step(model, optimizer, X, y, levers.bf16, recipe.label_smoothing)",
-           "training_step(model, optimizer, X, y, levers.bf16)", "train drops the label smoothing",
+    Mutant("training.py", "training_step(step_model, optimizer, X, y, levers.bf16, recipe.label_smoothing,",
+           "training_step(step_model, optimizer, X, y, levers.bf16, 0.0,", "train drops the label smoothing",
            ("tests/test_recipe_parts.py",)),
     Mutant("training.py",
            "probabilities = F.softmax(net(X).float(), dim=1) + F.softmax(net(X.flip(-1)).float(), dim=1)",
@@ -243,33 +244,70 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(mutant, copy, timeout, logs):
-    """``("killed" | "survived" | "timeout" | "error", wall seconds)`` of one mutant."""
-    original = (ROOT / "src" / "minidense" / mutant.module).read_text()
-    mutated = original if mutant.old is None else apply(mutant, original)
-    tests = list(mutant.tests or TESTS[mutant.module])
-    log = logs / f"{len(list(logs.iterdir())):04d}.log"
-    context = multiprocessing.get_context("fork")
-    start = time.perf_counter()
-    process = context.Process(target=_child, args=(copy, mutant.module, mutated, tests, mutant.slow, str(log)))
-    process.start()
-    # The timeout counts the child's CPU seconds, not wall seconds: on a loaded machine a niced
-    # child may wait minutes for a core, which says nothing about the mutant. A hang that burns no
-    # CPU is caught by the wall-clock cap.
-    while process.is_alive() and _cpu_seconds(process.pid) < timeout and time.perf_counter() - start < WALL_CAP:
-        process.join(1)
-    if process.is_alive():
-        process.kill()
-        process.join()
-        outcome = "timeout"
-    elif process.exitcode == 0:
-        outcome = "survived"
-    elif process.exitcode in (1, 3):  # tests failed; an error in a test or fixture (say, an import)
-        outcome = "killed"
-    else:
-        outcome = f"error (exit {process.exitcode}, see {log})"
-    (copy / "src" / "minidense" / mutant.module).write_text(original)
-    return outcome, time.perf_counter() - start
+class Running:
+    """One mutant under test in a forked child, in the copy ``copy`` (one copy per child at a time)."""
+
+    def __init__(self, mutant, copy, logs):
+        self.mutant, self.copy, self.outcome = mutant, copy, None
+        self.original = (ROOT / "src" / "minidense" / mutant.module).read_text()
+        self.start = time.perf_counter()
+        try:
+            mutated = self.original if mutant.old is None else apply(mutant, self.original)
+        except ValueError as error:  # the code changed under a named mutant: NAMED needs updating
+            self.outcome = f"stale ({error})"
+            return
+        tests = list(mutant.tests or TESTS[mutant.module])
+        self.log = logs / f"{len(list(logs.iterdir())):04d}.log"
+        self.log.touch()
+        context = multiprocessing.get_context("fork")
+        self.process = context.Process(target=_child, args=(copy, mutant.module, mutated, tests, mutant.slow,
+                                                            str(self.log)))
+        self.process.start()
+
+    def done(self, timeout):
+        """Whether the outcome is known (killing the child past its time).
+
+        The timeout counts the child's CPU seconds, not wall seconds: on a loaded machine a niced
+        child may wait minutes for a core, which says nothing about the mutant. A hang that burns
+        no CPU is caught by the wall-clock cap.
+        """
+        if self.outcome is not None:
+            return True
+        process = self.process
+        if process.is_alive():
+            if _cpu_seconds(process.pid) < timeout and time.perf_counter() - self.start < WALL_CAP:
+                return False
+            process.kill()
+            process.join()
+            self.outcome = "timeout"
+        else:
+            process.join()
+            code = process.exitcode
+            # 1: a test failed; 3: an error in a test or a fixture (say, on import)
+            self.outcome = "survived" if code == 0 else "killed" if code in (1, 3) else \
+                f"error (exit {code}, see {self.log})"
+        (self.copy / "src" / "minidense" / self.mutant.module).write_text(self.original)
+        self.seconds = time.perf_counter() - self.start
+        return True
+
+
+def run_all(mutants, copies, timeout, logs, report=None):
+    """Every mutant, ``len(copies)`` at a time; ``[(outcome, seconds)]`` in the order given."""
+    results, running, queue, free = {}, [], list(enumerate(mutants)), list(copies)
+    while queue or running:
+        while queue and free:
+            i, mutant = queue.pop(0)
+            running.append((i, Running(mutant, free.pop(), logs)))
+        time.sleep(0.2)
+        for item in list(running):
+            i, job = item
+            if job.done(timeout):
+                running.remove(item)
+                free.append(job.copy)
+                results[i] = (job.outcome, getattr(job, "seconds", 0.0))
+                if report is not None:
+                    report(i, mutants[i], *results[i])
+    return [results[i] for i in range(len(mutants))]
 
 
 def main(argv=None):
@@ -280,6 +318,10 @@ def main(argv=None):
     parser.add_argument("--only-auto", action="store_true", help="only the automatic mutants")
     parser.add_argument("--timeout", type=float, default=120,
                         help="CPU seconds per mutant (default 120; the wall clock is capped at an hour)")
+    parser.add_argument("--lines", default=None,
+                        help="only the automatic mutants on these lines, like 94,152-172 (say, the survivors of a run)")
+    parser.add_argument("--match", default=None, help="only the mutants whose description contains this text")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once, each in its own copy (default 1)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--logs", default=None, help="folder for each mutant's pytest output (default: a temp folder)")
     args = parser.parse_args(argv)
@@ -291,6 +333,14 @@ def main(argv=None):
     if args.auto or args.only_auto:
         for module in modules:
             mutants += automatic_mutants(module)
+    if args.lines:
+        wanted = set()
+        for part in args.lines.split(","):
+            low, _, high = part.partition("-")
+            wanted.update(range(int(low), int(high or low) + 1))
+        mutants = [m for m in mutants if m.line in wanted]
+    if args.match:
+        mutants = [m for m in mutants if args.match in m.why]
     if args.list:
         for m in mutants:
             print(f"{m.module}: {m.old!r} -> {m.new!r}  ({m.why})")
@@ -301,31 +351,34 @@ def main(argv=None):
     import torch  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="minidense-mutants-") as tmp:
-        copy = Path(tmp) / "repo"
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-        shutil.copytree(ROOT / "src", copy / "src", ignore=ignore)
-        shutil.copytree(ROOT / "tests", copy / "tests", ignore=ignore)
-        shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+        copies = []
+        for j in range(args.jobs):
+            copy = Path(tmp) / f"repo{j}"
+            shutil.copytree(ROOT / "src", copy / "src", ignore=ignore)
+            shutil.copytree(ROOT / "tests", copy / "tests", ignore=ignore)
+            shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+            copies.append(copy)
         logs = Path(args.logs) if args.logs else Path(tmp) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
 
-        for module in modules:  # the unmutated code must pass, or every mutant looks killed
-            outcome, seconds = run(Mutant(module, None, None, "baseline"), copy, args.timeout, logs)
+        # the unmutated code must pass, or every mutant looks killed
+        baselines = [Mutant(module, None, None, f"baseline {module}") for module in modules]
+        for m, (outcome, seconds) in zip(baselines, run_all(baselines, copies, args.timeout, logs)):
             if outcome != "survived":
-                print(f"baseline: the tests of {module} fail on the unmutated code ({outcome}); see "
-                      f"{sorted(logs.iterdir())[-1]}")
-                shutil.copytree(logs, Path(tempfile.gettempdir()) / "minidense-mutants-logs", dirs_exist_ok=True)
+                kept = Path(tempfile.gettempdir()) / "minidense-mutants-logs"
+                shutil.copytree(logs, kept, dirs_exist_ok=True)
+                print(f"{m.why}: the tests fail on the unmutated code ({outcome}); logs in {kept}")
                 return 2
-            print(f"baseline {module}: tests pass in {seconds:.1f} s", flush=True)
+            print(f"{m.why}: tests pass in {seconds:.1f} s", flush=True)
 
-        survivors = []
-        for i, m in enumerate(mutants, 1):
-            outcome, seconds = run(m, copy, args.timeout, logs)
+        def report(i, m, outcome, seconds):
             where = f"{m.module}:{m.line}" if m.line else m.module
-            print(f"[{i}/{len(mutants)}] {outcome:8s} {seconds:5.1f} s  {where}  {m.old!r} -> {m.new!r}  {m.why}",
+            print(f"[{i + 1}/{len(mutants)}] {outcome:8s} {seconds:5.1f} s  {where}  {m.old!r} -> {m.new!r}  {m.why}",
                   flush=True)
-            if outcome != "killed":
-                survivors.append((outcome, m))
+
+        outcomes = run_all(mutants, copies, args.timeout, logs, report)
+        survivors = [(outcome, m) for m, (outcome, _) in zip(mutants, outcomes) if outcome != "killed"]
         print(f"\n{len(mutants) - len(survivors)} of {len(mutants)} mutants killed")
         for outcome, m in survivors:
             where = f"{m.module}:{m.line}" if m.line else m.module

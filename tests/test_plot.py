@@ -5,7 +5,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+import torch
 from matplotlib.patches import FancyArrowPatch
 
 import minidense
@@ -169,3 +171,37 @@ def test_feature_reuse_heatmap_draws_into_given_axes_with_a_chosen_range_and_lab
     assert axes[-1].get_images()[0].colorbar.extend == "min"  # values below the range: the bar says so
     with pytest.raises(ValueError, match="one Axes per dense block"):
         minidense.plot.feature_reuse_heatmap(_REUSE, ax=given.ravel()[:3])
+
+
+def test_memory_vs_depth_plots_mib_per_depth_for_both_variants_into_the_given_axes():
+    rows = [dict(depth=depth, memory_efficient=efficient, saved_bytes=depth * (1 if efficient else 3) * 2**20)
+            for depth in (40, 10, 20) for efficient in (False, True)]
+    _, given = plt.subplots()
+    ax = minidense.plot.memory_vs_depth(rows, ax=given, title="t")
+    assert ax is given and ax.get_title() == "t"
+    naive, efficient = ax.get_lines()
+    assert (naive.get_label(), efficient.get_label()) == ("naive", "memory-efficient")
+    assert list(naive.get_xdata()) == [10, 20, 40] and list(naive.get_ydata()) == [30, 60, 120]  # MiB, by depth
+    assert list(efficient.get_ydata()) == [10, 20, 40]
+    assert isinstance(minidense.plot.memory_vs_depth(rows), plt.Axes)
+
+
+def test_every_plot_function_returns_its_axes():
+    import inspect
+
+    rows = [dict(depth=10, memory_efficient=e, saved_bytes=2**20) for e in (False, True)]
+    drawn = {
+        "image_grid": lambda: minidense.plot.image_grid(torch.zeros(3, 8, 8), labels=[0, 1, 2]),
+        "confusion_matrix": lambda: minidense.plot.confusion_matrix([0, 1], [0, 0]),
+        "histories": lambda: minidense.plot.histories({"run": minidense.History(
+            records=[{"epoch": 1, "train_loss": 1.0, "test_acc": 0.5}])}),
+        "memory_vs_depth": lambda: minidense.plot.memory_vs_depth(rows),
+        "connectivity": lambda: minidense.plot.connectivity(3),
+        "channels_vs_layers": lambda: minidense.plot.channels_vs_layers(),
+    }
+    for name, draw in drawn.items():
+        result = draw()
+        panels = list(np.ravel(result)) if isinstance(result, np.ndarray) else [result]
+        assert panels and all(isinstance(ax, plt.Axes) for ax in panels), name
+        if "ax" in inspect.signature(getattr(minidense.plot, name)).parameters:
+            assert isinstance(result, plt.Axes), f"{name} draws one panel: it returns that Axes"

@@ -1,4 +1,8 @@
-"""Figures the chapters draw with one line each, so a figure looks the same everywhere."""
+"""Figures the chapters draw with one line each, so a figure looks the same everywhere.
+
+One rule for every function: a figure of one panel takes ``ax=None`` (draw into that Axes, or a new
+figure) and returns its Axes; a figure of several panels returns the array of its Axes.
+"""
 
 import matplotlib.pyplot as plt
 
@@ -132,10 +136,14 @@ def feature_reuse_heatmap(matrices, per_target=False, title=None, ax=None, vmin=
     return axes
 
 
-def memory_vs_depth(rows, title=None):
+def memory_vs_depth(rows, ax=None, title=None):
     """Saved activation memory (MiB) against depth, naive and memory-efficient, from rows of
-    ``{"depth", "memory_efficient", "saved_bytes"}`` (what ``benchmarks/memory.py`` records). Returns the figure."""
-    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ``{"depth", "memory_efficient", "saved_bytes"}`` (what ``benchmarks/memory.py`` records).
+    Draws into ``ax`` (default: a new figure); returns the Axes."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 3))
+    else:
+        fig = ax.figure
     for memory_efficient, label, style in ((False, "naive", "o-"), (True, "memory-efficient", "s--")):
         points = sorted((r["depth"], r["saved_bytes"] / 2**20) for r in rows
                         if r["memory_efficient"] == memory_efficient)
@@ -147,8 +155,7 @@ def memory_vs_depth(rows, title=None):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return ax
 
 
 def compare_curves(table, metric="test_acc", ax=None, title=None):
