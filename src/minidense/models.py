@@ -384,7 +384,8 @@ def densenet264(num_classes=1000, memory_efficient=False, **kwargs):
 
 
 def densenet161(num_classes=1000, memory_efficient=False, **kwargs):
-    """DenseNet-161 (the paper's ImageNet experiments): k = 48, 96 initial features, blocks (6, 12, 36, 24)."""
+    """DenseNet-161: k = 48, 96 initial features, blocks (6, 12, 36, 24). Not in the paper's Table 1:
+    the authors released it with their pretrained ImageNet models, and torchvision ships it."""
     return _densenet(48, (6, 12, 36, 24), 96, num_classes, memory_efficient, **kwargs)
 
 
