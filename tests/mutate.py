@@ -11,8 +11,8 @@ Two kinds of mutants:
 * ``auto``: one operator, keyword or number at a time, found with ``tokenize`` (``<`` -> ``<=``,
   ``+`` -> ``-``, ``and`` -> ``or``, ``True`` -> ``False``, ``not`` dropped, ``2`` -> ``3``, ...),
   skipping strings, docstrings, comments and lines marked ``# pragma: no mutate``;
-* ``named``: the meaningful bugs listed in :data:`NAMED` below (what issue 25 asked the tests to
-  catch), each with the tests that must catch it.
+* ``named``: the meaningful bugs listed in :data:`NAMED` below (a lever that does nothing, a model
+  setting ignored, an order seeded with ``seed + epoch``, ...), each with the tests that must catch it.
 
 Usage (from the repository root; on a shared machine prefix ``OMP_NUM_THREADS=1 nice -n 10``)::
 
