@@ -109,6 +109,7 @@ def test_install_cell_resolves_to_minidense_alone_next_to_colabs_packages(tmp_pa
     assert installed(python) == before == dict(COLAB_PACKAGES)
 
 
+@pytest.mark.slow  # builds the wheel (fixture) and resolves it with pip in a new virtual environment
 def test_resolution_check_catches_a_package_below_our_lower_bound(tmp_path, wheel_folder):
     """The check above has teeth: with a torch older than pyproject.toml's bound, pip wants another."""
     environment = tmp_path / "old-colab"

@@ -43,6 +43,7 @@ def synthetic_compare(out, widths, kill_at=None):
     return subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # two compare processes, each importing torch and training
 def test_two_compares_on_one_folder_keep_every_row(tmp_path):
     first, second = synthetic_compare(tmp_path, "1,2"), synthetic_compare(tmp_path, "3,4")
     for process in (first, second):
@@ -53,6 +54,7 @@ def test_two_compares_on_one_folder_keep_every_row(tmp_path):
     assert sorted(set(results["variant"])) == ["width=1", "width=2", "width=3", "width=4"]
 
 
+@pytest.mark.slow  # two compare processes, each importing torch and training
 def test_two_compares_of_the_same_grid_both_finish_and_keep_one_row_per_run(tmp_path):
     first, second = synthetic_compare(tmp_path, "1,2"), synthetic_compare(tmp_path, "1,2")
     for process in (first, second):
@@ -62,6 +64,7 @@ def test_two_compares_of_the_same_grid_both_finish_and_keep_one_row_per_run(tmp_
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+@pytest.mark.slow  # a compare process killed and started again
 def test_kill_9_mid_comparison_loses_no_finished_run(tmp_path):
     killed = synthetic_compare(tmp_path, "1,2", kill_at=1)  # dies on its first run of seed 1
     killed.communicate(timeout=120)
