@@ -129,6 +129,8 @@ def test_live_plot_is_a_callback_of_train(monkeypatch):
     assert live.points["train_loss"] == ([0.5, 1], [1.0, 0.8])
     assert live.points["test_acc"] == ([1], [0.55])
     assert len(shown) == 2
+    (test_line,) = [line for line in live.ax.get_lines() if line.get_label() == "test acc"]
+    assert test_line.get_marker() == "o"  # after one epoch its one point is drawn, not an invisible line
 
 
 _REUSE = [[[0.04, 0.036, 0.10], [None, 0.0352, 0.098], [None, None, 0.102]],

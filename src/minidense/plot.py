@@ -11,7 +11,8 @@ from minidense._checks import check_positive_int
 __all__ = ["LivePlot", "image_grid", "confusion_matrix", "histories", "feature_reuse_heatmap", "memory_vs_depth",
            "compare_curves", "compare_scatter", "connectivity", "channels_vs_layers"]
 
-_CURVES = (("train_loss", "train loss", "-"), ("train_acc", "train acc", "--"), ("test_acc", "test acc", "-."))
+# test accuracy comes once per epoch: its marker shows the single point of a one-epoch run
+_CURVES = (("train_loss", "train loss", "-"), ("train_acc", "train acc", "--"), ("test_acc", "test acc", "o-."))
 
 
 class LivePlot:
