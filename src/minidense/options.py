@@ -54,9 +54,10 @@ class Recipe:
     translate: int = _option(0, "shift each training image by up to this many pixels (of the 28x28 "
                                 f"image) in each direction, at most {MAX_TRANSLATE}")
     flip: bool = _option(False, "flip each training image left to right with probability 1/2")
-    ema_decay: float | None = _option(None, "evaluate an exponential moving average of the weights with "
-                                            "this decay per step, in (0, 1), its BN statistics recomputed "
-                                            "(none: the last weights)")
+    ema_decay: float | None = _option(None, "evaluate an exponential moving average of the weights, its BN "
+                                            "statistics recomputed; the decay per step, in (0, 1), is at "
+                                            "most this: after n steps it is (1 + n) / (10 + n) until that "
+                                            "reaches it (none: the last weights)")
     tta: bool = _option(False, "test-time augmentation: average the predicted probabilities of each test "
                                "image and its mirror image")
 
