@@ -83,8 +83,8 @@ def test_the_three_named_recipes():
     (Recipe(lr=0.05), "d2l (constant lr 0.05, plain SGD)"),
     (RECIPES["short"], "onecycle lr 0.05, Nesterov momentum 0.9, weight decay 0.0005, BN re-estimated over 20 batches"),
     (RECIPES["book"], "onecycle lr 0.1, Nesterov momentum 0.9, weight decay 0.0005, BN re-estimated over 20 batches, "
-                      "label smoothing 0.1, augmentation (shifts up to 2 px, flips), EMA of the weights (decay 0.998), "
-                      "flip TTA"),
+                      "label smoothing 0.1, augmentation (shifts up to 2 px, flips), "
+                      "EMA of the weights (decay warmed up to 0.998), flip TTA"),
     (Recipe(momentum=0.5), "constant lr 0.1, momentum 0.5"),
     (Recipe(schedule="step", translate=3), "step lr 0.1, augmentation (shifts up to 3 px)"),
     (Recipe(flip=True), "constant lr 0.1, augmentation (flips)"),

@@ -106,7 +106,7 @@ class Recipe:
                 ([f"shifts up to {self.translate} px"] if self.translate else []) + (["flips"] if self.flip else []))
                 + ")")
         if self.ema_decay is not None:
-            parts.append(f"EMA of the weights (decay {self.ema_decay:g})")
+            parts.append(f"EMA of the weights (decay warmed up to {self.ema_decay:g})")
         if self.tta:
             parts.append("flip TTA")
         return ", ".join(parts)
