@@ -1,12 +1,15 @@
 """The training loop: reproducibility, checkpoint and resume, History, options, and that it learns."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import minidense
-from conftest import tiny_densenet
+from conftest import ROOT, tiny_densenet
+from minidense import history as history_module
 from minidense.options import Levers, Recipe
 
 EXACT = dict(levers=Levers(channels_last=False, bf16=False), verbose=False)  # the reference arithmetic: fp32, NCHW
@@ -33,6 +36,23 @@ def test_history_records_every_epoch_with_provenance(tiny_data):
     assert prov["profile"] == "smoke" and prov["device"] == "cpu" and prov["torch"] == torch.__version__
     assert {"device_name", "command", "git_commit", "date", "lr", "num_epochs"} <= set(prov)
     assert list(history.to_frame()["epoch"]) == [1, 2]
+
+
+def test_record_names_paths_inside_the_checkout_relative_to_its_root(monkeypatch, tmp_path):
+    root = tmp_path / "checkout"
+    monkeypatch.setattr(history_module, "repository_root", lambda: root)
+    monkeypatch.setattr(sys, "argv", ["/x/src/minidense/__main__.py", "compare", "--out", f"{root}/book/results/a",
+                                      f"--data={root}/data", "--checkpoints", "/elsewhere/ckpt", "runs/rel"])
+    assert history_module.command_line() == ("python -m minidense compare --out book/results/a --data=data "
+                                             "--checkpoints /elsewhere/ckpt runs/rel")
+    monkeypatch.setattr(history_module, "repository_root", lambda: None)  # not a git checkout: as typed
+    assert history_module.command_line() == " ".join(["python -m minidense", *sys.argv[1:]])
+
+
+def test_the_repository_root_is_the_checkout_the_library_runs_from():
+    library = Path(minidense.__file__).resolve()
+    expected = ROOT if library.is_relative_to(ROOT) else None
+    assert history_module.repository_root() == expected
 
 
 def test_history_round_trips_through_json(tiny_data, tmp_path):

@@ -17,22 +17,49 @@ __all__ = ["History", "provenance", "atomic_write", "write_json", "git_commit", 
 FIELDS = ("epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds")
 
 
-def git_commit():
+def _git(*args):
+    """``git <args>`` in the library's own folder: its output, or None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
 
 
+def git_commit():
+    """The commit of the git checkout the library runs from, or None (e.g. an installed wheel)."""
+    return _git("rev-parse", "HEAD")
+
+
+def repository_root():
+    """The root of the git checkout the library runs from, or None."""
+    root = _git("rev-parse", "--show-toplevel")
+    return None if root is None else Path(root)
+
+
+def _relative_to(root, arg):
+    """``arg`` (a path, or ``--flag=path``) written relative to ``root`` if it is an absolute path
+    inside it; anything else unchanged."""
+    flag, value = arg.split("=", 1) if arg.startswith("--") and "=" in arg else (None, arg)
+    path = Path(value)
+    if root is None or not path.is_absolute() or not path.is_relative_to(root):
+        return arg
+    relative = path.relative_to(root).as_posix()
+    return relative if flag is None else f"{flag}={relative}"
+
+
 def command_line():
-    """The command that is running, written as typed: ``python -m minidense train ...`` for the CLI."""
+    """The command that is running, as typed: ``python -m minidense train ...`` for the CLI. An
+    absolute path inside the library's git checkout is written relative to the checkout's root, so
+    that a record names the same command whichever folder the checkout is in."""
     if not sys.argv or not sys.argv[0]:
         return None
     program = Path(sys.argv[0])
     is_cli = program.name == "__main__.py" and program.parent.name == "minidense"
-    return " ".join(["python -m minidense" if is_cli else program.name, *sys.argv[1:]])
+    root = repository_root()
+    return " ".join(["python -m minidense" if is_cli else program.name,
+                     *(_relative_to(root, arg) for arg in sys.argv[1:])])
 
 
 def _fields(options):
