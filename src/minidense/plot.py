@@ -15,6 +15,13 @@ __all__ = ["LivePlot", "image_grid", "confusion_matrix", "histories", "feature_r
 _CURVES = (("train_loss", "train loss", "-"), ("train_acc", "train acc", "--"), ("test_acc", "test acc", "o-."))
 
 
+def _axes(ax, figsize):
+    """``ax``, or the Axes of a new figure of ``figsize`` when ``ax`` is None."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
 class LivePlot:
     """Training curves in a notebook that redraw in place: one figure, updated, not one per epoch.
 
@@ -141,10 +148,7 @@ def memory_vs_depth(rows, ax=None, title=None):
     """Saved activation memory (MiB) against depth, naive and memory-efficient, from rows of
     ``{"depth", "memory_efficient", "saved_bytes"}`` (what ``benchmarks/memory.py`` records).
     Draws into ``ax`` (default: a new figure); returns the Axes."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.5, 3))
-    else:
-        fig = ax.figure
+    ax = _axes(ax, (4.5, 3))
     for memory_efficient, label, style in ((False, "naive", "o-"), (True, "memory-efficient", "s--")):
         points = sorted((r["depth"], r["saved_bytes"] / 2**20) for r in rows
                         if r["memory_efficient"] == memory_efficient)
@@ -155,7 +159,7 @@ def memory_vs_depth(rows, ax=None, title=None):
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    ax.figure.tight_layout()
     return ax
 
 
@@ -168,10 +172,7 @@ def compare_curves(table, metric="test_acc", ax=None, title=None):
     from minidense.experiments import epochs_long
 
     long = epochs_long(table)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.5, 3))
-    else:
-        fig = ax.figure
+    ax = _axes(ax, (4.5, 3))
     for name, group in long.groupby("variant", sort=False):
         stats = group.groupby("epoch")[metric].agg(["mean", "std", "count"])
         std = stats["std"].fillna(0.0)
@@ -184,7 +185,7 @@ def compare_curves(table, metric="test_acc", ax=None, title=None):
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    ax.figure.tight_layout()
     return ax
 
 
@@ -213,10 +214,7 @@ def compare_scatter(table, x="num_params", y="test_acc", hue=None, label=None, a
         raise ValueError(f"compare_scatter needs the column(s) {', '.join(map(repr, missing))}; the table has "
                          f"{', '.join(map(str, table.columns))}")
     new_figure = ax is None
-    if new_figure:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    else:
-        fig = ax.figure
+    ax = _axes(ax, (5.5, 3.6))
     groups = [(None, table)] if hue is None else list(table.groupby(hue, sort=False))
     points = []  # (x, y, x std, y std, text, colour) of every point, for the labels
     for i, (value, group) in enumerate(groups):
@@ -239,7 +237,7 @@ def compare_scatter(table, x="num_params", y="test_acc", hue=None, label=None, a
         ax.set_title(title, fontsize=9)
     legend = ax.legend(fontsize=7, loc="best") if hue is not None else None
     if new_figure:
-        fig.tight_layout()
+        ax.figure.tight_layout()
     _place_labels(ax, points, legend)
     return ax
 
@@ -371,8 +369,7 @@ def confusion_matrix(y_true=None, y_pred=None, class_names=None, normalize=False
     counts = (confusion_counts(y_true, y_pred, len(class_names)) if counts is None
               else torch.as_tensor(counts)).double()
     values = counts / counts.sum(dim=1, keepdim=True).clamp(min=1) if normalize else counts
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
+    ax = _axes(ax, (5.5, 5))
     ax.imshow(values.numpy(), cmap="Blues")
     threshold = values.max().item() / 2
     for i in range(len(class_names)):
@@ -444,8 +441,7 @@ def connectivity(num_layers=5, ax=None):
 
     check_positive_int("num_layers", num_layers)
     top = 0.25 * num_layers + 0.25  # the highest arc, from x_0 to H_L, rises 0.225 L (equal axes)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1.2 * (num_layers + 1.2), 1.2 * (top + 1.2)))
+    ax = _axes(ax, (1.2 * (num_layers + 1.2), 1.2 * (top + 1.2)))
     colors = plt.get_cmap("tab10").colors
     for source in range(num_layers + 1):
         for target in range(source + 1, num_layers + 1):
@@ -492,8 +488,7 @@ def channels_vs_layers(growth_rates=(12, 24, 32, 48), in_channels=64, num_layers
         check_positive_int("growth_rates (each entry)", growth_rate)
     check_positive_int("in_channels", in_channels)
     check_positive_int("num_layers", num_layers)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax = _axes(ax, (4.5, 3.2))
     layers = list(range(num_layers + 1))
     for growth_rate in growth_rates:
         channels = [in_channels + layer * growth_rate for layer in layers]
