@@ -42,16 +42,26 @@ def test_record_names_paths_inside_the_checkout_relative_to_its_root(monkeypatch
     root = tmp_path / "checkout"
     monkeypatch.setattr(history_module, "repository_root", lambda: root)
     monkeypatch.setattr(sys, "argv", ["/x/src/minidense/__main__.py", "compare", "--out", f"{root}/book/results/a",
-                                      f"--data={root}/data", "--checkpoints", "/elsewhere/ckpt", "runs/rel"])
+                                      f"--data={root}/data", "--checkpoints", "/elsewhere/ckpt", "runs/rel",
+                                      f"{root}2/beside"])
     assert history_module.command_line() == ("python -m minidense compare --out book/results/a --data=data "
-                                             "--checkpoints /elsewhere/ckpt runs/rel")
+                                             f"--checkpoints /elsewhere/ckpt runs/rel {root}2/beside")
     monkeypatch.setattr(history_module, "repository_root", lambda: None)  # not a git checkout: as typed
     assert history_module.command_line() == " ".join(["python -m minidense", *sys.argv[1:]])
 
 
+def test_a_path_through_a_link_into_the_checkout_is_named_relative_to_it(monkeypatch, tmp_path):
+    root = tmp_path.resolve() / "checkout"  # as git names it: links resolved
+    (root / "book").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(root / "book")
+    monkeypatch.setattr(history_module, "repository_root", lambda: root)
+    monkeypatch.setattr(sys, "argv", ["/x/src/minidense/__main__.py", "train", "--out", f"{tmp_path}/link/a.json"])
+    assert history_module.command_line() == "python -m minidense train --out book/a.json"
+
+
 def test_the_repository_root_is_the_checkout_the_library_runs_from():
     library = Path(minidense.__file__).resolve()
-    expected = ROOT if library.is_relative_to(ROOT) else None
+    expected = ROOT if library.is_relative_to(ROOT) and (ROOT / ".git").exists() else None
     assert history_module.repository_root() == expected
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 import datetime
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,19 +41,23 @@ def repository_root():
 
 def _relative_to(root, arg):
     """``arg`` (a path, or ``--flag=path``) written relative to ``root`` if it is an absolute path
-    inside it; anything else unchanged."""
+    inside it, as written or with its links resolved; anything else unchanged."""
     flag, value = arg.split("=", 1) if arg.startswith("--") and "=" in arg else (None, arg)
     path = Path(value)
-    if root is None or not path.is_absolute() or not path.is_relative_to(root):
+    if root is None or not path.is_absolute():
         return arg
-    relative = path.relative_to(root).as_posix()
-    return relative if flag is None else f"{flag}={relative}"
+    for candidate in (path, Path(os.path.realpath(path))):
+        if candidate.is_relative_to(root):
+            relative = candidate.relative_to(root).as_posix()
+            return relative if flag is None else f"{flag}={relative}"
+    return arg
 
 
 def command_line():
     """The command that is running, as typed: ``python -m minidense train ...`` for the CLI. An
     absolute path inside the library's git checkout is written relative to the checkout's root, so
-    that a record names the same command whichever folder the checkout is in."""
+    that a record does not name the folder the checkout happened to be in; a relative path stays
+    as typed (relative to the folder the command ran from, the root for the book's commands)."""
     if not sys.argv or not sys.argv[0]:
         return None
     program = Path(sys.argv[0])
