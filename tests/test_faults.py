@@ -273,3 +273,16 @@ def test_records_of_a_comparison_are_json_with_their_key(tmp_path):
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
     assert sorted(r["variant"] for r in records) == ["width=1", "width=2"]
     assert all(p.stem == json.loads(p.read_text())["key"] for p in (tmp_path / "runs").glob("*.json"))
+
+
+def test_results_csv_is_rebuilt_in_the_same_order_whatever_the_records_file_times(tmp_path):
+    compare(grid(width=[2, 1]), seeds=(1, 0), run_one=lambda s, seed: {"score": 1.0, "epochs": []}, out=tmp_path,
+            verbose=False)
+    first = (tmp_path / "results.csv").read_text()
+    for age, path in enumerate(sorted((tmp_path / "runs").glob("*.json"), reverse=True)):
+        os.utime(path, ns=(age, age))  # as a clone leaves them: times unrelated to when each run finished
+    minidense.experiments._rebuild_results(tmp_path)
+    assert (tmp_path / "results.csv").read_text() == first
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert list(zip(table["seed"], table["variant"])) == [(0, "width=1"), (0, "width=2"), (1, "width=1"),
+                                                          (1, "width=2")]

@@ -288,14 +288,18 @@ RECORDS = "runs"  # the folder of an --out holding one JSON record per finished 
 
 
 def _read_records(folder):
-    """Every finished run recorded under ``folder/runs/``, oldest first."""
+    """Every finished run recorded under ``folder/runs/``, by seed, then variant, then key.
+
+    The order depends on the records alone (not on the files' times, which a clone resets), so every
+    machine rebuilds the same ``results.csv`` from the same records.
+    """
     records = []
     for path in (folder / RECORDS).glob("*.json"):
         try:
-            records.append((path.stat().st_mtime_ns, json.loads(path.read_text())))
+            records.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue  # a record is written atomically; anything else there is not one of ours
-    return [row for _, row in sorted(records, key=lambda pair: pair[0])]
+    return sorted(records, key=lambda row: (row["seed"], row["variant"], row["key"]))
 
 
 @contextlib.contextmanager
