@@ -281,6 +281,7 @@ def test_results_csv_is_rebuilt_in_the_same_order_whatever_the_records_file_time
     first = (tmp_path / "results.csv").read_text()
     for age, path in enumerate(sorted((tmp_path / "runs").glob("*.json"), reverse=True)):
         os.utime(path, ns=(age, age))  # as a clone leaves them: times unrelated to when each run finished
+    (tmp_path / "runs" / "notes.json").write_text('{"not": "a record"}')  # JSON, but not one of ours
     minidense.experiments._rebuild_results(tmp_path)
     assert (tmp_path / "results.csv").read_text() == first
     table = pd.read_csv(tmp_path / "results.csv")

@@ -296,9 +296,11 @@ def _read_records(folder):
     records = []
     for path in (folder / RECORDS).glob("*.json"):
         try:
-            records.append(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # a record is written atomically; anything else there is not one of ours
+        if isinstance(record, dict) and {"seed", "variant", "key"} <= record.keys():
+            records.append(record)
     return sorted(records, key=lambda row: (row["seed"], row["variant"], row["key"]))
 
 
