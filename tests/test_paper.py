@@ -281,7 +281,7 @@ def test_feature_reuse_of_the_paper_family_has_one_matrix_per_block():
 
 
 def test_output_shapes_on_the_meta_device_follow_table_1():
-    from minidense.inspect import output_shapes
+    from minidense.tables import output_shapes
 
     with torch.device("meta"):
         net = minidense.densenet121()

@@ -2,6 +2,7 @@
 
 import urllib.request
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -59,3 +60,22 @@ def test_offline_and_missing_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="'train-full.json' is not in results/ or book/results/ here"):
         minidense.recorded("train-full.json", cache=tmp_path / "cache")
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*"))  # nothing half-written
+
+
+def test_how_recorded_reads_a_history_and_every_run_of_a_comparison(monkeypatch):
+    monkeypatch.chdir(ROOT / "book")
+    single = minidense.how_recorded("train-cpu.json")
+    history = minidense.History.load(ROOT / "book" / "results" / "train-cpu.json")
+    assert single.rows == [{field: history.provenance[field] for field in results._PROVENANCE_FIELDS}]
+    folder = minidense.how_recorded("compare-full")
+    table = pd.read_csv(ROOT / "book" / "results" / "compare-full" / "results.csv")
+    assert len(folder.rows) == len(table)
+    assert [row["run"] for row in folder.rows] == [f"{v}, seed {s}" for v, s in zip(table.variant, table.seed)]
+    html = folder._repr_html_()
+    assert html.startswith("<details") and html.endswith("</details>") and "How this was recorded" in html
+    assert "recipe=d2l, seed 0" in str(folder)
+
+
+def test_how_recorded_needs_a_name():
+    with pytest.raises(TypeError, match="at least one recorded result"):
+        minidense.how_recorded()

@@ -2,15 +2,15 @@
 
 The chapters import everything from here: the book's layers and network, the paper's family,
 the data, the profiles and the training loop; figures and tables live in the submodules
-``minidense.plot`` and ``minidense.inspect``.
+``minidense.plot`` and ``minidense.tables``.
 """
 
-from minidense import inspect, options
+from minidense import options, tables
 from minidense.blocks import DenseBlock, conv_block, transition_block
 from minidense.data import CLASS_NAMES, load_fashion_mnist
+from minidense.experiments import compare, epochs_long, format_summary, grid, summarize
 from minidense.hardware import device_report
 from minidense.history import History
-from minidense.inspect import output_shapes
 from minidense.models import (
     DenseNet,
     cifar_densenet,
@@ -24,8 +24,9 @@ from minidense.models import (
 )
 from minidense.options import Levers, Recipe, recipe
 from minidense.profiles import Profile, profile
-from minidense.results import recorded
+from minidense.results import how_recorded, recorded
 from minidense.reuse import feature_reuse
+from minidense.tables import count_parameters, layer_table, output_shapes
 from minidense.training import evaluate_accuracy, train
 
 __version__ = "0.1.0"
@@ -36,7 +37,9 @@ __all__ = [
     "cifar_densenet", "load_torchvision_state_dict",
     "load_fashion_mnist", "CLASS_NAMES", "profile", "Profile",
     "train", "evaluate_accuracy", "History", "device_report",
-    "feature_reuse", "output_shapes", "inspect", "plot", "recorded", "Recipe", "Levers", "recipe", "options",
+    "feature_reuse", "output_shapes", "count_parameters", "layer_table", "tables", "plot", "recorded",
+    "how_recorded", "compare", "summarize", "format_summary", "grid", "epochs_long",
+    "Recipe", "Levers", "recipe", "options",
 ]
 
 

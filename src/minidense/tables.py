@@ -1,6 +1,7 @@
 """Look inside a network: its parameter count, the shape after each stage, a layer-by-layer table.
 
-Imported as ``minidense.inspect``; it does not replace Python's own ``inspect`` module.
+The chapters call them from the top level: ``minidense.count_parameters``, ``minidense.output_shapes``,
+``minidense.layer_table``.
 """
 
 import numbers

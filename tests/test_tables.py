@@ -1,11 +1,11 @@
-"""minidense.inspect: parameter counts and the layer table, checked against arithmetic done by hand."""
+"""minidense.tables: parameter counts and the layer table, checked against arithmetic done by hand."""
 
 import pytest
 import torch
 from torch import nn
 
 import minidense
-from minidense.inspect import count_parameters, layer_table
+from minidense.tables import count_parameters, layer_table
 
 
 def test_count_parameters_of_a_conv_block_by_hand():
