@@ -28,6 +28,7 @@ from minidense.results import how_recorded, recorded
 from minidense.reuse import feature_reuse
 from minidense.tables import count_parameters, layer_table, output_shapes
 from minidense.training import evaluate_accuracy, train
+from minidense.verdicts import read_differences, verdict
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "train", "evaluate_accuracy", "History", "device_report",
     "feature_reuse", "output_shapes", "count_parameters", "layer_table", "tables", "plot", "recorded",
     "how_recorded", "compare", "summarize", "format_summary", "grid", "epochs_long",
+    "verdict", "read_differences",
     "Recipe", "Levers", "recipe", "options",
 ]
 
