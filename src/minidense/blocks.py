@@ -63,7 +63,7 @@ class DenseBlock(nn.Module):
         return X
 
 
-def transition_block(in_channels, out_channels, pool="avg"):
+def transition_block(in_channels, out_channels, pool="avg", pool_size=2):
     """BN -> ReLU -> Conv 1x1 -> 2x2 pooling with stride 2.
 
     Shapes: ``(N, in_channels, H, W) -> (N, out_channels, H // 2, W // 2)``.
@@ -72,6 +72,8 @@ def transition_block(in_channels, out_channels, pool="avg"):
         in_channels: channels coming out of the dense block before it.
         out_channels: channels after the 1x1 convolution (``theta * in_channels`` in the paper).
         pool: ``"avg"`` (the paper and d2l) or ``"max"``.
+        pool_size: the pooling window and stride, ``2`` or a pair ``(height, width)``; a reader of rows
+            uses ``(2, 1)`` to halve the height and keep the width (its time axis).
     """
     check_positive_int("in_channels", in_channels)
     check_positive_int("out_channels", out_channels)
@@ -81,5 +83,5 @@ def transition_block(in_channels, out_channels, pool="avg"):
         nn.BatchNorm2d(in_channels),
         nn.ReLU(),
         nn.Conv2d(in_channels, out_channels, kernel_size=1),
-        POOLS[pool](kernel_size=2, stride=2),
+        POOLS[pool](kernel_size=pool_size, stride=pool_size),
     )

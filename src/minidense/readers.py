@@ -1,0 +1,126 @@
+"""Readers of rows: a convolutional encoder that keeps the image's width as a time axis, and a per-column classifier.
+
+The encoder halves height and width early, then only the height (pooling ``(2, 1)``, as CRNN-style
+text readers do), so that each of its ``T = width / 4`` columns sees a strip of the row; the head
+averages each column over the remaining height and classifies it into the ten classes and the CTC
+blank (:mod:`minidense.ctc`). Two encoders, built the same way and of similar size, for the swap:
+``"densenet"`` (the book's dense blocks and transitions) and ``"resnet"`` (residual blocks of the
+same pre-activation convolution blocks, with the same transitions).
+
+Shapes: ``(N, 1, height, width) -> (N, width // 4, 11)``.
+"""
+
+from collections import OrderedDict
+
+from torch import nn
+
+from minidense._checks import check_features, check_positive_int
+from minidense.blocks import DenseBlock, conv_block, transition_block
+from minidense.ctc import BLANK
+
+__all__ = ["BACKBONES", "ResidualBlock", "row_reader", "time_steps"]
+
+BACKBONES = ("densenet", "resnet")
+_POOLS = ((2, 2), (2, 1), (2, 1))  # after the stem's 2x2: height / 16, width / 4 at the end
+_STEM_CHANNELS = 64
+
+
+def time_steps(width):
+    """The number of columns (time steps) a reader's encoder leaves of an image ``width`` pixels wide."""
+    return width // 4
+
+
+class ResidualBlock(nn.Module):
+    """``num_convs`` convolution blocks of constant width, each adding its output to its input.
+
+    Shapes: ``(N, channels, H, W) -> (N, channels, H, W)``.
+    """
+
+    def __init__(self, num_convs, channels):
+        super().__init__()
+        check_positive_int("num_convs", num_convs)
+        self.channels = channels
+        self.net = nn.Sequential(*(conv_block(channels, channels) for _ in range(num_convs)))
+        self.out_channels = channels
+
+    def forward(self, X):
+        check_features(X, self.channels, "ResidualBlock")
+        for blk in self.net:
+            X = X + blk(X)
+        return X
+
+
+def _stage(backbone, num_convs, channels, growth_rate):
+    if backbone == "densenet":
+        return DenseBlock(num_convs, channels, growth_rate)
+    return ResidualBlock(num_convs, channels)
+
+
+class _Head(nn.Module):
+    """BN, ReLU, mean over the height, one linear map per column: ``(N, C, H, T) -> (N, T, 11)``."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.norm = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU())
+        self.classify = nn.Linear(channels, BLANK + 1)
+
+    def forward(self, X):
+        return self.classify(self.norm(X).mean(2).transpose(1, 2))
+
+
+class _Reader(nn.Sequential):
+    def __init__(self, layers, max_items):
+        super().__init__(layers)
+        self.max_items = max_items
+
+    def forward(self, X):
+        steps = time_steps(X.shape[-1])
+        if steps < 2 * self.max_items - 1:
+            raise ValueError(f"an image {X.shape[-1]} pixels wide leaves {steps} time steps, fewer than the "
+                             f"{2 * self.max_items - 1} that a row of {self.max_items} garments may need "
+                             f"(equal neighbours need a blank between them): widen the canvas to at least "
+                             f"{4 * (2 * self.max_items - 1)} pixels")
+        if X.shape[-2] < 16:
+            raise ValueError(f"a reader needs rows at least 16 pixels high, got {X.shape[-2]}")
+        return super().forward(X)
+
+
+def row_reader(backbone="densenet", max_items=5, growth_rate=32, convs_per_block=(4, 4, 4, 4),
+               transition_pool="avg"):
+    """A reader of rows of up to ``max_items`` garments with the encoder ``backbone``, Xavier-initialised.
+
+    Stem: Conv 3x3 to 64 channels, BN, ReLU, MaxPool 2x2. Then the stages (``convs_per_block``
+    convolution blocks each); between two stages a transition halves the channels and the height,
+    and, after the first stage only, the width. ``"densenet"`` stages are dense blocks of
+    ``growth_rate``; ``"resnet"`` stages are :class:`ResidualBlock` of the stage's width, chosen so
+    that both encoders have about as many parameters (the widths ``growth_rate * (i + 3) // 2``).
+
+    Shapes: ``(N, 1, H, W) -> (N, W // 4, 11)``, H at least 16; ``W // 4 >= 2 * max_items - 1``.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {backbone!r}")
+    check_positive_int("max_items", max_items)
+    check_positive_int("growth_rate", growth_rate)
+    if not isinstance(convs_per_block, (tuple, list)) or not 1 <= len(convs_per_block) <= len(_POOLS) + 1:
+        raise ValueError(f"convs_per_block must be a tuple of 1 to {len(_POOLS) + 1} block sizes, "
+                         f"got {convs_per_block!r}")
+    channels = _STEM_CHANNELS
+    layers = OrderedDict(stem=nn.Sequential(
+        nn.Conv2d(1, channels, kernel_size=3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2)))
+    for i, num_convs in enumerate(convs_per_block):
+        if backbone == "resnet":
+            width = growth_rate * (i + 3) // 2
+            layers[f"widen{i + 1}"] = nn.Conv2d(channels, width, kernel_size=1)
+            channels = width
+        layers[f"block{i + 1}"] = _stage(backbone, num_convs, channels, growth_rate)
+        channels = layers[f"block{i + 1}"].out_channels
+        if i + 1 < len(convs_per_block):
+            layers[f"transition{i + 1}"] = transition_block(channels, channels // 2, transition_pool, _POOLS[i])
+            channels //= 2
+    layers["head"] = _Head(channels)
+    reader = _Reader(layers, max_items)
+    for module in reader.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+    return reader

@@ -1,0 +1,39 @@
+"""minidense.readers: shapes, the time axis, the two encoders' sizes, and clear errors."""
+
+import pytest
+import torch
+
+from minidense.ctc import BLANK
+from minidense.readers import row_reader, time_steps
+from minidense.tables import count_parameters
+
+
+@pytest.mark.parametrize("backbone", ["densenet", "resnet"])
+def test_a_reader_gives_scores_for_each_of_width_over_4_columns(backbone):
+    reader = row_reader(backbone)
+    assert reader(torch.rand(2, 1, 32, 160)).shape == (2, 40, BLANK + 1) == (2, time_steps(160), 11)
+
+
+def test_the_two_encoders_are_of_similar_size():
+    dense, res = (count_parameters(row_reader(b)) for b in ("densenet", "resnet"))
+    assert abs(dense - res) / dense < 0.1
+
+
+def test_each_column_sees_its_strip_of_the_row():
+    torch.manual_seed(0)
+    reader = row_reader("densenet", convs_per_block=(1, 1)).eval()
+    X = torch.zeros(1, 1, 32, 160)
+    before = reader(X)
+    X[..., 150:] = 1.0  # only the right end changes
+    changed = (reader(X) - before).abs().sum(-1)[0] > 1e-6
+    assert not changed[:20].any() and changed[-1]
+
+
+def test_too_few_time_steps_for_the_longest_row_is_a_clear_error():
+    with pytest.raises(ValueError, match="widen the canvas to at least 36 pixels"):
+        row_reader(max_items=5)(torch.rand(1, 1, 32, 32))
+
+
+def test_an_unknown_backbone_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"backbone must be one of \['densenet', 'resnet'\], got 'vgg'"):
+        row_reader("vgg")
