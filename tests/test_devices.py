@@ -1,0 +1,65 @@
+"""Devices named in the user's terms: what this machine lacks is refused, naming what it has."""
+
+import pytest
+import torch
+
+from minidense import devices
+from minidense.devices import available_devices, resolve_device
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    """A stand-in machine with one GPU, a T4."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(devices, "device_name", lambda d: "Tesla T4" if torch.device(d).type == "cuda" else "a CPU")
+
+
+@pytest.mark.parametrize("name, expected", [("cpu", "cpu"), ("CPU", "cpu"), (" cpu ", "cpu"),
+                                            (torch.device("cpu"), "cpu")])
+def test_the_cpu_is_always_there(name, expected):
+    assert resolve_device(name) == torch.device(expected)
+
+
+def test_none_means_cuda_when_available_else_the_cpu(no_cuda):
+    assert resolve_device(None) == torch.device("cpu")
+
+
+def test_a_machine_without_cuda_lists_only_its_cpu(no_cuda):
+    assert len(available_devices()) == 1 and available_devices()[0].startswith("cpu (")
+
+
+@pytest.mark.parametrize("name, why", [
+    ("gpu", "PyTorch calls an NVIDIA GPU 'cuda'"),
+    ("GPU:0", "PyTorch calls an NVIDIA GPU 'cuda'"),
+    ("tpu", "a TPU needs torch_xla"),
+    ("cuda", "CUDA is not available here"),
+    ("cuda:0", "CUDA is not available here"),
+    ("cuda:3", "CUDA is not available here"),
+    ("meta", "minidense trains on cpu, cuda or mps, not meta"),
+    ("banana", "not a device name; write cpu, cuda or cuda:N"),
+    ("cuda:x", "not a device name"),
+])
+def test_a_device_this_machine_lacks_is_refused_naming_the_cpu_it_has(no_cuda, name, why):
+    with pytest.raises(ValueError) as error:
+        resolve_device(name)
+    message = str(error.value)
+    assert message.startswith(f"device {name.strip()!r}: ") and why in message
+    assert message.endswith(f"This machine has: {available_devices()[0]}")
+
+
+def test_on_a_machine_with_one_gpu_cuda_3_is_refused_and_cuda_0_accepted(one_gpu):
+    assert available_devices() == ["cpu (a CPU)", "cuda:0 (Tesla T4)"]
+    assert resolve_device("cuda") == torch.device("cuda")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match=r"device 'cuda:3': there is no GPU 3: this machine has 1 GPU, "
+                                         r"numbered from 0. This machine has: cpu \(a CPU\), cuda:0 \(Tesla T4\)"):
+        resolve_device("cuda:3")
+    with pytest.raises(ValueError, match="'cuda'"):
+        resolve_device("gpu")

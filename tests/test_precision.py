@@ -1,0 +1,109 @@
+"""The precision probe, on stand-in GPUs; autocast and the fp16 gradient scaler, on the CPU."""
+
+import pytest
+import torch
+from torch import nn
+
+from minidense import precision
+from minidense.precision import autocast, backward_and_step, cuda_precision, default_precision, grad_scaler
+
+
+@pytest.mark.parametrize("gpu, capability, expected", [
+    ("P100", (6, 0), "fp32"),  # no tensor cores
+    ("GTX 1080", (6, 1), "fp32"),
+    ("V100", (7, 0), "fp16"),  # the first fp16 tensor cores
+    ("T4, Colab's free GPU", (7, 5), "fp16"),  # fp16 tensor cores, bf16 only emulated
+    ("A100", (8, 0), "bf16"),  # native bf16
+    ("RTX 3090", (8, 6), "bf16"),
+    ("H100", (9, 0), "bf16"),
+    ("B200", (10, 0), "bf16"),
+])
+def test_each_gpu_gets_the_precision_its_hardware_computes_natively(gpu, capability, expected):
+    assert cuda_precision(capability) == expected, gpu
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((8, 0), "bf16"), ((6, 0), "fp32")])
+def test_the_default_on_cuda_reads_the_gpus_compute_capability(monkeypatch, capability, expected):
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
+    # On a T4 torch.cuda.is_bf16_supported() says True (it counts emulation): it must not be what decides.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert default_precision("cuda:0") == expected
+    assert asked == [torch.device("cuda:0")]
+
+
+@pytest.mark.parametrize("bf16_pays, expected", [(True, "bf16"), (False, "fp32")])
+def test_the_default_on_a_cpu_is_bf16_where_it_pays_else_fp32(monkeypatch, bf16_pays, expected):
+    monkeypatch.setattr(precision, "bf16_pays", lambda device: bf16_pays)
+    assert default_precision("cpu") == expected
+
+
+def test_other_devices_default_to_fp32():
+    assert default_precision("meta") == "fp32"
+
+
+@pytest.mark.parametrize("bad", ["fp64", "BF16", "float16", None, True])
+def test_an_unknown_precision_is_refused_naming_the_choices(bad):
+    with pytest.raises(ValueError, match="one of fp32, bf16, fp16"):
+        autocast("cpu", bad)
+    with pytest.raises(ValueError, match="one of fp32, bf16, fp16"):
+        grad_scaler("cpu", bad)
+
+
+@pytest.mark.parametrize("name, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_autocast_runs_the_matrix_products_in_the_precision(name, dtype):
+    a = torch.ones(4, 4)
+    with autocast("cpu", name):
+        assert (a @ a).dtype == dtype
+
+
+def test_only_fp16_gets_a_gradient_scaler():
+    assert grad_scaler("cpu", "fp32") is None
+    assert grad_scaler("cpu", "bf16") is None
+    scaler = grad_scaler("cpu", "fp16")
+    assert isinstance(scaler, torch.amp.GradScaler) and scaler.is_enabled()
+
+
+def _net_and_batch():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    return net, torch.randn(8, 1, 8, 8), torch.arange(8) % 3
+
+
+def _fp16_loss(net, X, y):
+    with autocast("cpu", "fp16"):
+        return nn.functional.cross_entropy(net(X), y)
+
+
+def test_without_a_scaler_a_step_is_backward_then_step():
+    net, X, y = _net_and_batch()
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    assert backward_and_step(nn.functional.cross_entropy(net(X), y), optimizer) is False
+    assert not torch.equal(before[-2], net[-1].weight)  # the classifier's weights moved
+
+
+def test_the_scaler_skips_a_step_whose_gradients_overflow_and_halves_its_scale():
+    net, X, y = _net_and_batch()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    scaler = grad_scaler("cpu", "fp16")
+    assert backward_and_step(_fp16_loss(net, X, y), optimizer, scaler) is False  # a good step
+    scale = scaler.get_scale()
+    assert scale == 2.0 ** 16  # torch's initial scale, not yet grown (that takes 2,000 good steps)
+    weights = [p.detach().clone() for p in net.parameters()]
+    loss = _fp16_loss(net, X, y) * torch.tensor(float("inf"))  # an overflow, injected
+    assert backward_and_step(loss, optimizer, scaler) is True
+    assert scaler.get_scale() == scale / 2
+    assert all(torch.equal(w, p) for w, p in zip(weights, net.parameters()))  # the step was skipped
+    assert backward_and_step(_fp16_loss(net, X, y), optimizer, scaler) is False  # and training goes on
+    assert not torch.equal(weights[-2], net[-1].weight)
+
+
+def test_a_scaled_fp16_step_moves_the_weights_as_an_fp32_step_does():
+    net, X, y = _net_and_batch()
+    reference, _, _ = _net_and_batch()
+    scaled = grad_scaler("cpu", "fp16")
+    backward_and_step(_fp16_loss(net, X, y), torch.optim.SGD(net.parameters(), lr=0.1), scaled)
+    backward_and_step(nn.functional.cross_entropy(reference(X), y), torch.optim.SGD(reference.parameters(), lr=0.1))
+    for p, q in zip(net.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, atol=2e-3, rtol=0)  # fp16's 11-bit mantissa, unscaled back to fp32
