@@ -43,7 +43,7 @@ def main(argv=None):
     num_train, num_test = args.num_train or p.num_train, args.num_test or p.num_test
     num_epochs = args.epochs or p.num_epochs
     device = torch.device("cpu")
-    on = minidense.Levers().resolve(device, p.batch_size)  # what the probes choose
+    on = minidense.resolve_levers(minidense.Levers(), device, p.batch_size)  # what the probes choose
     off = minidense.Levers(bf16=False, channels_last=False, inplace_relu=False, eval_batch_size=p.batch_size,
                            keep_freed_memory=False)
     runs = []

@@ -46,7 +46,6 @@ def main(argv=None):
         run = {**history.provenance, "recorded_from": f"the checkpoint of that run ({args.checkpoint}), "
                                                       f"after epoch {history.records[-1]['epoch']}"}
         p = minidense.profile(history.provenance["profile"])
-        bf16 = history.provenance["bf16"]
     else:
         p = minidense.profile(args.profile)
         # provenance of the code that trains: taken now, not after minutes of training
@@ -59,12 +58,10 @@ def main(argv=None):
                                                              num_train=p.num_train, num_test=p.num_test,
                                                              seed=args.seed)
         history = minidense.train(net, train_iter, test_iter, p.num_epochs, recipe=p.recipe)
-        bf16 = history.provenance["bf16"]
     _, test_iter = minidense.load_fashion_mnist(p.batch_size, resize=p.resize, root=args.data, device=device,
                                                 num_train=p.num_train, num_test=p.num_test)
-    memory_format = torch.channels_last if history.provenance["channels_last"] else torch.contiguous_format
-    y_true, y_pred = predict(net.to(device, memory_format=memory_format), test_iter, bf16=bf16,
-                             memory_format=memory_format)
+    levers = history.levers  # evaluate as the run did
+    y_true, y_pred = predict(net.to(device, memory_format=levers.memory_format), test_iter, levers=levers)
     wrong = torch.nonzero(y_true != y_pred).flatten()
     record = {
         "provenance": {**run, "test_acc": history.last["test_acc"], "recorded_with": " ".join(

@@ -55,7 +55,7 @@ import minidense
 from minidense._files import write_json
 from minidense.allocator import keep_freed_memory
 from minidense.data import balanced_subset, data_root, load_fashion_mnist, resize_batch
-from minidense.hardware import device_name
+from minidense.hardware import device_name, resolve_levers
 from minidense.history import provenance
 from minidense.options import Levers
 from minidense.training import (
@@ -238,7 +238,7 @@ def minidense_step(stack, levers, X, y, lr, seed, device):
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     metrics = RunningMetrics(device)
     X = X.contiguous(memory_format=levers.memory_format)
-    return lambda: training_step(model, optimizer, X, y, levers.bf16, metrics=metrics, host_sync=levers.host_sync)
+    return lambda: training_step(model, optimizer, X, y, levers=levers, metrics=metrics)
 
 
 def timed_rounds(steps, rounds, device):
@@ -282,7 +282,7 @@ def load_average():
 
 def _setting(args):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    levers = Levers().resolve(device, args.batch_size)
+    levers = resolve_levers(Levers(), device, args.batch_size)
     return device, levers, data_root(args.data)
 
 
@@ -336,8 +336,8 @@ def _evaluation_rates(args, device, levers, eval_iter, how):
     """Images/s of evaluating the test images at the training batch and at four times it."""
     net = minidense.densenet().to(device, memory_format=levers.memory_format)
     sizes = (args.batch_size, 4 * args.batch_size)
-    passes = {size: functools.partial(evaluate_accuracy, net, eval_iter, device, levers.bf16, levers.memory_format,
-                                      size, keep_freed_memory=levers.keep_freed_memory) for size in sizes}
+    passes = {size: functools.partial(evaluate_accuracy, net, eval_iter, device,
+                                      levers=levers.replace(eval_batch_size=size)) for size in sizes}
     seconds = timed_rounds(passes, args.rounds, device)
     return {f"eval, batch {size}, {how}": args.num_test / seconds[size][1] for size in sizes}
 
@@ -350,9 +350,9 @@ def measure_steps_malloc_as_it_comes(args):
     d2l_net = d2l_densenet().to(device)
     steps = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=args.lr), X, y)}
     with contextlib.ExitStack() as stack:
-        none = Levers(bf16=False, channels_last=False, inplace_relu=False, host_sync=True, keep_freed_memory=False)
-        steps["no levers (fp32, contiguous, host sync)"] = minidense_step(stack, none.resolve(device), X, y, args.lr,
-                                                                          args.seed, device)
+        none = resolve_levers(Levers(bf16=False, channels_last=False, inplace_relu=False, host_sync=True,
+                                     keep_freed_memory=False), device)
+        steps["no levers (fp32, contiguous, host sync)"] = minidense_step(stack, none, X, y, args.lr, args.seed, device)
         if levers.keep_freed_memory:
             steps["- keep freed memory"] = minidense_step(stack, levers.replace(keep_freed_memory=False), X, y,
                                                           args.lr, args.seed, device)

@@ -74,17 +74,15 @@ NAMED = [
            'return densenet(transition_pool=full["transition_pool"])',
            "FashionMNISTRun.build ignores every model setting but the pooling", ("tests/test_compare_builds.py",)),
     # the levers
-    Mutant("training.py", "training_step(step_model, optimizer, X, y, levers.bf16, recipe.label_smoothing,",
-           "training_step(step_model, optimizer, X, y, False, recipe.label_smoothing,",
+    Mutant("training.py", "training_step(step_model, optimizer, X, y, levers=levers, label_smoothing=",
+           "training_step(step_model, optimizer, X, y, levers=levers.replace(bf16=False), label_smoothing=",
            "the bf16 lever does nothing while training", ("tests/test_levers_effect.py",)),
     # (Only the input batches' format, `memory_format = levers.memory_format` in train, is an
     # equivalent mutant: a one-channel NCHW batch already is channels-last contiguous.)
     Mutant("training.py", "    net.to(device, memory_format=levers.memory_format)\n", "    net.to(device)\n",
            "the channels-last lever does nothing", ("tests/test_levers_effect.py",)),
-    Mutant("training.py", "levers.eval_batch_size, levers.keep_freed_memory, tta=tta)",
-           "levers.eval_batch_size, levers.keep_freed_memory, tta=tta) if False else evaluate_accuracy("
-           "net, test_iter, device, False, levers.memory_format, levers.eval_batch_size, "
-           "levers.keep_freed_memory, tta=tta)",
+    Mutant("training.py", "evaluate_accuracy(net, test_iter, device, levers=levers, tta=tta)",
+           "evaluate_accuracy(net, test_iter, device, levers=levers.replace(bf16=False), tta=tta)",
            "evaluation ignores the bf16 lever", ("tests/test_levers_effect.py",)),
     # seeding and augmentation
     Mutant("data.py", "manual_seed(self.seed * 1_000_003 + epoch)", "manual_seed(self.seed + epoch)",
@@ -116,8 +114,8 @@ NAMED = [
            "                if scheduler is not None and i == 0:\n                    scheduler.step()\n",
            "the schedule stepped once per epoch instead of every batch", ("tests/test_schedules.py",)),
     # label smoothing, TTA, EMA
-    Mutant("training.py", "training_step(step_model, optimizer, X, y, levers.bf16, recipe.label_smoothing,",
-           "training_step(step_model, optimizer, X, y, levers.bf16, 0.0,", "train drops the label smoothing",
+    Mutant("training.py", "label_smoothing=recipe.label_smoothing,",
+           "label_smoothing=0.0,", "train drops the label smoothing",
            ("tests/test_recipe_parts.py",)),
     Mutant("training.py",
            "probabilities = F.softmax(net(X).float(), dim=1) + F.softmax(net(X.flip(-1)).float(), dim=1)",

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from minidense import allocator, hardware, options
-from minidense.options import RECIPES, Levers, Recipe, default_eval_batch_size, fields_of, parse_field, recipe
+from minidense.hardware import default_eval_batch_size, resolve_levers
+from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field, recipe
 
 
 @pytest.mark.parametrize("changes", [
@@ -126,27 +127,28 @@ def test_levers_given_are_kept_and_none_is_decided_by_the_probes(monkeypatch):
     monkeypatch.setattr(hardware, "channels_last_pays",
                         lambda device, bf16: asked.append(("channels_last", device.type, bf16)) or False)
     monkeypatch.setattr(allocator, "can_keep_freed_memory", lambda: True)
-    resolved = Levers().resolve("cpu", batch_size=128)
+    resolved = resolve_levers(Levers(), "cpu", batch_size=128)
     assert (resolved.bf16, resolved.channels_last, resolved.eval_batch_size, resolved.keep_freed_memory) == \
         (True, False, 128, True)
     assert asked == [("bf16", "cpu"), ("channels_last", "cpu", True)]  # channels-last probed in the precision chosen
     assert (resolved.compile, resolved.inplace_relu, resolved.host_sync) == (False, True, False)  # the defaults
 
     asked.clear()
-    given = Levers(bf16=False, channels_last=True, eval_batch_size=7, keep_freed_memory=False).resolve("cpu", 128)
+    chosen = Levers(bf16=False, channels_last=True, eval_batch_size=7, keep_freed_memory=False)
+    given = resolve_levers(chosen, "cpu", 128)
     assert (given.bf16, given.channels_last, given.eval_batch_size, given.keep_freed_memory) == (False, True, 7, False)
     assert asked == []  # nothing to probe
-    assert Levers(bf16=False, channels_last=False).resolve("cpu").eval_batch_size is None  # no batch size: kept
+    assert resolve_levers(Levers(bf16=False, channels_last=False), "cpu").eval_batch_size is None  # no batch size: kept
 
 
 def test_keep_freed_memory_defaults_on_for_a_cpu_and_only_where_glibc_allows(monkeypatch):
     fixed = Levers(bf16=False, channels_last=False)
     monkeypatch.setattr(allocator, "can_keep_freed_memory", lambda: True)
-    assert fixed.resolve("cpu").keep_freed_memory is True
-    assert fixed.resolve("cuda").keep_freed_memory is False
-    assert fixed.replace(keep_freed_memory=True).resolve("cuda").keep_freed_memory is True
+    assert resolve_levers(fixed, "cpu").keep_freed_memory is True
+    assert resolve_levers(fixed, "cuda").keep_freed_memory is False
+    assert resolve_levers(fixed.replace(keep_freed_memory=True), "cuda").keep_freed_memory is True
     monkeypatch.setattr(allocator, "can_keep_freed_memory", lambda: False)
-    assert fixed.replace(keep_freed_memory=True).resolve("cpu").keep_freed_memory is False
+    assert resolve_levers(fixed.replace(keep_freed_memory=True), "cpu").keep_freed_memory is False
 
 
 def test_memory_format_follows_channels_last():

@@ -109,3 +109,36 @@ def test_the_warm_up_stops_at_the_decay():
 def test_evaluating_nothing_is_a_clear_error():
     with pytest.raises(ValueError, match="data_iter yielded no batches: there is nothing to evaluate"):
         evaluate_accuracy(linear_net(), [], "cpu")
+
+
+def test_levers_travel_as_one_object_to_every_evaluation_and_step():
+    net = linear_net()
+    X, y = images(16)
+    bf16 = Levers(bf16=True, channels_last=False)
+    with torch.no_grad():
+        expected = (net(X).argmax(dim=1) == y).float().mean().item()
+    assert evaluate_accuracy(net, [(X, y)], "cpu", levers=FP32) == expected
+    assert evaluate_accuracy(net, [(X, y)], "cpu", levers=FP32.replace(eval_batch_size=5)) == expected  # re-cut
+    _, y_pred = predict(net, [(X, y)], levers=bf16)
+    assert y_pred.shape == (16,)
+    _, y_hat = training_step(net, torch.optim.SGD(net.parameters(), lr=0.0), X, y, levers=bf16)
+    assert y_hat.dtype == torch.bfloat16  # the step ran under the levers' bf16 autocast
+    _, y_hat = training_step(net, torch.optim.SGD(net.parameters(), lr=0.0), X, y)
+    assert y_hat.dtype == torch.float32  # no levers: plain fp32
+
+
+def test_levers_that_are_not_levers_are_a_type_error():
+    net = linear_net()
+    X, y = images(4)
+    with pytest.raises(TypeError, match="levers must be a minidense.Levers, got dict"):
+        evaluate_accuracy(net, [(X, y)], "cpu", levers={"bf16": False})
+    with pytest.raises(TypeError, match="levers must be a minidense.Levers, got str"):
+        minidense.training.recompute_bn_statistics(nn.Sequential(nn.BatchNorm2d(1)), [(X, y)], 1, levers="fp32")
+    with pytest.raises(TypeError):  # the old positional bf16 after the device
+        evaluate_accuracy(net, [(X, y)], "cpu", True)
+
+
+def test_a_history_gives_back_the_levers_it_ran_with():
+    history = minidense.History(provenance={"bf16": True, "channels_last": False, "eval_batch_size": 64,
+                                            "keep_freed_memory": True, "lr": 0.1})
+    assert history.levers == Levers(bf16=True, channels_last=False, eval_batch_size=64, keep_freed_memory=True)

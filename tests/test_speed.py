@@ -198,10 +198,10 @@ def test_eval_batching_and_kept_memory_give_identical_accuracy(tiny_data):
     train_iter, test_iter = tiny_data
     net = tiny_densenet()
     expected = minidense.evaluate_accuracy(net, test_iter, "cpu")
-    assert minidense.evaluate_accuracy(net, test_iter, "cpu", batch_size=256) == expected
-    assert minidense.evaluate_accuracy(net, test_iter, "cpu", keep_freed_memory=False) == expected
-    assert minidense.evaluate_accuracy(net, test_iter, "cpu", batch_size=100) == expected
-    assert minidense.evaluate_accuracy(net, list(test_iter), "cpu", batch_size=100) == expected
+    assert minidense.evaluate_accuracy(net, test_iter, "cpu", levers=levers(eval_batch_size=256)) == expected
+    assert minidense.evaluate_accuracy(net, test_iter, "cpu", levers=levers(keep_freed_memory=False)) == expected
+    assert minidense.evaluate_accuracy(net, test_iter, "cpu", levers=levers(eval_batch_size=100)) == expected
+    assert minidense.evaluate_accuracy(net, list(test_iter), "cpu", levers=levers(eval_batch_size=100)) == expected
 
 
 def test_rebatch_keeps_every_example_in_order():

@@ -9,7 +9,7 @@ from minidense import options, tables
 from minidense.blocks import DenseBlock, conv_block, transition_block
 from minidense.data import CLASS_NAMES, load_fashion_mnist
 from minidense.experiments import compare, epochs_long, format_summary, grid, summarize
-from minidense.hardware import device_report
+from minidense.hardware import device_report, resolve_levers
 from minidense.history import History
 from minidense.models import (
     DenseNet,
@@ -41,7 +41,7 @@ __all__ = [
     "feature_reuse", "output_shapes", "count_parameters", "layer_table", "tables", "plot", "recorded",
     "how_recorded", "compare", "summarize", "format_summary", "grid", "epochs_long",
     "verdict", "read_differences",
-    "Recipe", "Levers", "recipe", "options",
+    "Recipe", "Levers", "recipe", "resolve_levers", "options",
 ]
 
 

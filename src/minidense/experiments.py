@@ -22,7 +22,7 @@ import torch
 
 from minidense._files import atomic_write, write_json
 from minidense.blocks import POOLS
-from minidense.hardware import default_device, device_name
+from minidense.hardware import default_device, device_name, resolve_levers
 from minidense.history import command_line, git_commit
 from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field
 from minidense.options import recipe as get_recipe
@@ -176,7 +176,7 @@ class FashionMNISTRun:
     def levers(self):
         """The speed levers every run uses, resolved once for the device."""
         if self._levers is None:
-            self._levers = Levers().resolve(self.device)
+            self._levers = resolve_levers(Levers(), self.device)
         return self._levers
 
     def defaults(self):

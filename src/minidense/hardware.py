@@ -20,15 +20,53 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from minidense import allocator
+from minidense._checks import check_positive_int
 from minidense._files import atomic_write
+from minidense.options import Levers
 
-__all__ = ["bf16_pays", "channels_last_pays", "forget_probes", "network_slice", "device_name", "default_device",
-           "device_report"]
+__all__ = ["resolve_levers", "default_eval_batch_size", "bf16_pays", "channels_last_pays", "forget_probes",
+           "network_slice", "device_name", "default_device", "device_report"]
 
 
 def default_device():
     """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_levers(levers, device, batch_size=None):
+    """``levers`` with every ``None`` decided for ``device``: the one place the levers' defaults are chosen.
+
+    bf16 where it pays (:func:`bf16_pays`), channels-last where it pays in that precision
+    (:func:`channels_last_pays`), freed memory kept on a CPU (where the C library allows it), and
+    the evaluation batch from the training batch ``batch_size`` (:func:`default_eval_batch_size`;
+    without it, the test set's own batches are kept). A field already set stays as it is.
+    """
+    if not isinstance(levers, Levers):
+        raise TypeError(f"levers must be a minidense.Levers, got {type(levers).__name__}")
+    device = torch.device(device)
+    bf16 = bf16_pays(device) if levers.bf16 is None else levers.bf16
+    channels_last = channels_last_pays(device, bf16) if levers.channels_last is None else levers.channels_last
+    eval_batch_size = levers.eval_batch_size
+    if eval_batch_size is None and batch_size is not None:
+        eval_batch_size = default_eval_batch_size(batch_size, device)
+    keep = device.type == "cpu" if levers.keep_freed_memory is None else levers.keep_freed_memory
+    return levers.replace(bf16=bf16, channels_last=channels_last, eval_batch_size=eval_batch_size,
+                          keep_freed_memory=bool(keep) and allocator.can_keep_freed_memory())
+
+
+def default_eval_batch_size(batch_size, device="cpu"):
+    """Evaluation batch for a training batch of ``batch_size`` on ``device``.
+
+    On a GPU four times as large, at most 1,024: under ``torch.inference_mode`` no activation is
+    kept for a backward pass, and fewer, larger batches pay less per-batch overhead (Python,
+    kernel launches). On a CPU the training batch itself: there a larger batch was never faster
+    (the chapter "Making training fast" measures both).
+    """
+    check_positive_int("batch_size", batch_size)
+    if torch.device(device).type == "cuda":
+        return min(4 * batch_size, 1024)
+    return batch_size
 
 
 @contextlib.contextmanager

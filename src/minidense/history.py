@@ -12,6 +12,7 @@ import torch
 
 from minidense._files import atomic_write, write_json
 from minidense.hardware import device_name
+from minidense.options import Levers, fields_of
 
 __all__ = ["History", "provenance", "atomic_write", "write_json", "git_commit", "command_line"]
 
@@ -109,6 +110,12 @@ class History:
         if not self.records:
             raise ValueError("the history is empty: no epoch has finished")
         return self.records[-1]
+
+    @property
+    def levers(self):
+        """The :class:`minidense.Levers` the run trained and evaluated with, from its provenance: pass them to
+        :func:`minidense.training.predict` or :func:`minidense.evaluate_accuracy` to evaluate as it did."""
+        return Levers(**{name: self.provenance[name] for name in fields_of(Levers) if name in self.provenance})
 
     @property
     def examples_per_sec(self):

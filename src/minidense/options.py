@@ -1,8 +1,8 @@
 """The options of a training run, in groups, each a frozen dataclass documented field by field.
 
 * :class:`Recipe`: how the weights are optimised (what is computed).
-* :class:`Levers`: how fast it is computed, never what (:meth:`Levers.resolve` decides every
-  default in one place, probing the hardware once).
+* :class:`Levers`: how fast it is computed, never what (:func:`minidense.hardware.resolve_levers`
+  decides every default in one place, probing the hardware once).
 * :class:`Parallel`: how the processes of a run started by torchrun work together.
 
 The budget (data, epochs, batch, resize and which recipe) is a :class:`minidense.Profile`. Every
@@ -18,7 +18,7 @@ import typing
 import torch
 
 __all__ = ["Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "recipe", "fields_of", "parse_field",
-           "MAX_TRANSLATE", "default_eval_batch_size"]
+           "MAX_TRANSLATE"]
 
 SCHEDULES = (None, "step", "cosine", "onecycle")
 MAX_TRANSLATE = 8  # pixels of the 28x28 image; more moves a garment mostly out of the frame
@@ -150,7 +150,8 @@ def recipe(name_or_recipe=None):
 
 @dataclasses.dataclass(frozen=True)
 class Levers:
-    """How fast training runs, never what it computes. ``None`` means: decided by :meth:`resolve`."""
+    """How fast training runs, never what it computes. ``None`` means: decided for the device by
+    :func:`minidense.hardware.resolve_levers`."""
 
     bf16: bool | None = _option(None, "bf16 autocast (default: where the hardware runs bf16 natively: CUDA "
                                       "with bf16, a CPU with AVX-512 BF16 or AMX)")
@@ -175,24 +176,10 @@ class Levers:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
-    def resolve(self, device, batch_size=None):
-        """Every ``None`` decided for ``device``: the one place the levers' defaults are chosen.
-
-        ``batch_size`` is the training batch (for the evaluation batch; without it, the test
-        set's own batches are kept).
-        """
-        from minidense import allocator
-        from minidense.hardware import bf16_pays, channels_last_pays
-
-        device = torch.device(device)
-        bf16 = bf16_pays(device) if self.bf16 is None else self.bf16
-        channels_last = channels_last_pays(device, bf16) if self.channels_last is None else self.channels_last
-        eval_batch_size = self.eval_batch_size
-        if eval_batch_size is None and batch_size is not None:
-            eval_batch_size = default_eval_batch_size(batch_size, device)
-        keep = device.type == "cpu" if self.keep_freed_memory is None else self.keep_freed_memory
-        return self.replace(bf16=bf16, channels_last=channels_last, eval_batch_size=eval_batch_size,
-                            keep_freed_memory=bool(keep) and allocator.can_keep_freed_memory())
+    @property
+    def resolved(self):
+        """Whether every default is decided (:func:`minidense.hardware.resolve_levers` decides them)."""
+        return None not in (self.bf16, self.channels_last, self.keep_freed_memory)
 
     @property
     def memory_format(self):
@@ -214,21 +201,6 @@ class Parallel:
     def __post_init__(self):
         if not isinstance(self.sync_bn, bool):
             raise ValueError(f"sync_bn must be True or False, got {self.sync_bn!r}")
-
-
-def default_eval_batch_size(batch_size, device="cpu"):
-    """Evaluation batch for a training batch of ``batch_size`` on ``device``.
-
-    On a GPU four times as large, at most 1,024: under ``torch.inference_mode`` no activation is
-    kept for a backward pass, and fewer, larger batches pay less per-batch overhead (Python,
-    kernel launches). On a CPU the training batch itself: there a larger batch was never faster
-    (the chapter "Making training fast" measures both).
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if torch.device(device).type == "cuda":
-        return min(4 * batch_size, 1024)
-    return batch_size
 
 
 def fields_of(cls):

@@ -17,9 +17,9 @@ from torch.nn import functional as F
 from minidense import allocator, distributed
 from minidense._checks import check_positive_int, check_state_dict_fits
 from minidense._files import atomic_write, check_writable
-from minidense.hardware import default_device
+from minidense.hardware import default_device, default_eval_batch_size, resolve_levers
 from minidense.history import History, provenance
-from minidense.options import Levers, Parallel, default_eval_batch_size
+from minidense.options import Levers, Parallel
 from minidense.options import recipe as get_recipe
 
 __all__ = ["train", "training_step", "ema_with_warmup", "RunningMetrics", "prepared", "levers_in_effect",
@@ -94,10 +94,19 @@ def inplace_relu_after_bn(net):
             layer.inplace = False
 
 
-def _keeps_freed_memory(device, keep_freed_memory):
-    """Whether the allocator lever is in effect (``None``: as :meth:`Levers.resolve` decides)."""
-    return Levers(keep_freed_memory=keep_freed_memory, bf16=False, channels_last=False).resolve(device) \
-        .keep_freed_memory
+# What evaluation and a step use when no levers are given: fp32 in the default memory layout, the
+# rest as decided for the device.
+_PLAIN = Levers(bf16=False, channels_last=False)
+
+
+def _resolved(levers, device):
+    """``levers`` (``None``: plain fp32) with every default decided for ``device``."""
+    levers = _PLAIN if levers is None else levers
+    return levers if isinstance(levers, Levers) and levers.resolved else resolve_levers(levers, device)
+
+
+def _device_of(net, device):
+    return torch.device(device) if device is not None else next(net.parameters()).device
 
 
 def _logits(net, X, tta):
@@ -108,26 +117,26 @@ def _logits(net, X, tta):
     return (probabilities / 2).log()
 
 
-def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=torch.contiguous_format,
-                      batch_size=None, keep_freed_memory=None, tta=False):
+def evaluate_accuracy(net, data_iter, device=None, *, levers=None, tta=False):
     """Fraction of correctly classified examples, in eval mode under ``torch.inference_mode``.
 
-    Counts accumulate on the device and are read once at the end. With ``batch_size`` the
-    examples are re-cut into batches of that size first (see :func:`rebatch`); the accuracy is
-    the same, only the number of batches changes. ``bf16``, ``memory_format`` and
-    ``keep_freed_memory`` are the levers (:class:`minidense.options.Levers`), ``tta`` the recipe's
-    test-time augmentation.
+    Counts accumulate on the device and are read once at the end. ``levers`` (a
+    :class:`minidense.Levers`; default plain fp32) set the precision, the memory format, freed
+    memory kept, and ``eval_batch_size``: the examples re-cut into batches of that size first
+    (see :func:`rebatch`), which changes the number of batches, never the accuracy. ``tta`` is the
+    recipe's flip test-time augmentation.
     """
-    if batch_size is not None:
-        data_iter = rebatch(data_iter, batch_size)
-    device = torch.device(device) if device is not None else next(net.parameters()).device
+    device = _device_of(net, device)
+    levers = _resolved(levers, device)
+    if levers.eval_batch_size is not None:
+        data_iter = rebatch(data_iter, levers.eval_batch_size)
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
-    with allocator.keep_freed_memory(_keeps_freed_memory(device, keep_freed_memory)), torch.inference_mode(), \
-            _autocast(device, bf16):
+    with allocator.keep_freed_memory(levers.keep_freed_memory), torch.inference_mode(), \
+            _autocast(device, levers.bf16):
         for X, y in data_iter:
-            X, y = _to_device(X, y, device, memory_format)
+            X, y = _to_device(X, y, device, levers.memory_format)
             correct += (_logits(net, X, tta).argmax(dim=1) == y).sum()
             total += len(y)
     if total == 0 and getattr(data_iter, "world_size", 1) == 1:
@@ -138,30 +147,29 @@ def evaluate_accuracy(net, data_iter, device=None, bf16=False, memory_format=tor
     return correct.item() / total
 
 
-def predict(net, data_iter, device=None, bf16=False, keep_freed_memory=None, tta=False,
-            memory_format=torch.contiguous_format):
+def predict(net, data_iter, device=None, *, levers=None, tta=False):
     """The true and the predicted class of every example, in eval mode under ``torch.inference_mode``.
 
     Args:
         net: a classifier ``(N, C, H, W) -> (N, num_classes)``.
         data_iter: an iterable of ``(X, y)`` batches.
         device: where to run ``net``; default where its parameters are.
-        bf16: bf16 autocast, as :func:`train` evaluated (its history's provenance says which).
-        keep_freed_memory: as in :class:`minidense.options.Levers` (default: on for a CPU device).
+        levers: a :class:`minidense.Levers` (default plain fp32); to predict as :func:`train`
+            evaluated, its history's: ``History.levers``.
         tta: the recipe's flip test-time augmentation.
-        memory_format: of the input batches, as :func:`train` evaluated (channels-last or not).
 
     Returns:
         ``(y_true, y_pred)``: two int64 ``(num_examples,)`` tensors on the CPU, in the order of
         ``data_iter``.
     """
-    device = torch.device(device) if device is not None else next(net.parameters()).device
+    device = _device_of(net, device)
+    levers = _resolved(levers, device)
     net.eval()
     y_true, y_pred = [], []
-    with allocator.keep_freed_memory(_keeps_freed_memory(device, keep_freed_memory)), torch.inference_mode(), \
-            _autocast(device, bf16):
+    with allocator.keep_freed_memory(levers.keep_freed_memory), torch.inference_mode(), \
+            _autocast(device, levers.bf16):
         for X, y in data_iter:
-            X = X.to(device).contiguous(memory_format=memory_format)
+            X = X.to(device).contiguous(memory_format=levers.memory_format)
             y_pred.append(_logits(net, X, tta).argmax(dim=1).cpu())
             y_true.append(y.cpu())
     if not y_true:
@@ -188,26 +196,27 @@ def confusion_counts(y_true, y_pred, num_classes=10):
     return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def recompute_bn_statistics(net, batches, num_batches, device=None, bf16=False,
-                            memory_format=torch.contiguous_format):
+def recompute_bn_statistics(net, batches, num_batches, device=None, *, levers=None):
     """Re-estimate every BatchNorm's running mean and variance over ``num_batches`` training batches.
 
     The running averages lag a network whose weights still change fast; after this each BN layer
     holds the plain average over the batches seen with the current weights ("precise BN", what
-    ``torch.optim.swa_utils.update_bn`` does). Leaves the network in eval mode.
+    ``torch.optim.swa_utils.update_bn`` does). ``levers`` (default plain fp32) set the precision
+    and memory format, as :func:`train` uses them. Leaves the network in eval mode.
     """
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
-    device = torch.device(device) if device is not None else next(net.parameters()).device
+    device = _device_of(net, device)
+    levers = _resolved(levers, device)
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     net.train()
-    with torch.no_grad(), _autocast(device, bf16):
+    with torch.no_grad(), _autocast(device, levers.bf16):
         for X, _ in itertools.islice(batches, num_batches):
-            net(X.to(device, non_blocking=True).contiguous(memory_format=memory_format))
+            net(X.to(device, non_blocking=True).contiguous(memory_format=levers.memory_format))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     net.eval()
@@ -262,14 +271,18 @@ def levers_in_effect(net, levers):
         yield
 
 
-def training_step(model, optimizer, X, y, bf16=False, label_smoothing=0.0, metrics=None, host_sync=False):
-    """One step of SGD on the batch ``(X, y)``: forward (under bf16 autocast if asked), loss, backward, step.
+def training_step(model, optimizer, X, y, *, levers=None, label_smoothing=0.0, metrics=None):
+    """One step of SGD on the batch ``(X, y)``: forward (under bf16 autocast if the levers say so), loss,
+    backward, step.
 
-    With ``metrics`` (a :class:`RunningMetrics`) the batch is counted there, on the device; with
-    ``host_sync`` the metrics are then read back to the host, as d2l's loop does after every step.
+    ``levers`` is a :class:`minidense.Levers` (default plain fp32); a step reads its precision and
+    ``host_sync`` (``X`` already in its memory format, the network :func:`prepared`). With ``metrics``
+    (a :class:`RunningMetrics`) the batch is counted there, on the device; with ``levers.host_sync``
+    the metrics are then read back to the host, as d2l's loop does after every step.
     Returns ``(loss, y_hat)``, detached and still on the device.
     """
-    with _autocast(X.device, bf16):
+    levers = _resolved(levers, X.device)
+    with _autocast(X.device, levers.bf16):
         y_hat = model(X)
         loss = F.cross_entropy(y_hat, y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
@@ -278,7 +291,7 @@ def training_step(model, optimizer, X, y, bf16=False, label_smoothing=0.0, metri
     loss, y_hat = loss.detach(), y_hat.detach()
     if metrics is not None:
         metrics.add(loss, y_hat, y)
-        if host_sync:
+        if levers.host_sync:
             metrics.read()
     return loss, y_hat
 
@@ -393,8 +406,8 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
         device: default CUDA when available, else the CPU.
         recipe: a :class:`minidense.options.Recipe` or the name of one (``"d2l"``, ``"short"``,
             ``"book"``); default d2l's. Its fields are documented there.
-        levers: a :class:`minidense.options.Levers` (speed only); ``None`` fields are decided by
-            :meth:`~minidense.options.Levers.resolve`; under torchrun rank 0's decisions hold for all.
+        levers: a :class:`minidense.Levers` (speed only); ``None`` fields are decided by
+            :func:`minidense.hardware.resolve_levers`; under torchrun rank 0's decisions hold for all.
         parallel: a :class:`minidense.options.Parallel` (how the processes of a torchrun run work
             together; nothing changes in a single process).
         checkpoint: path of a file holding model, optimiser, schedule, averaged weights, RNG states
@@ -422,7 +435,7 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
         raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
     levers = levers if levers is not None else Levers()
     if not isinstance(levers, Levers):
-        raise ValueError(f"levers must be a minidense.options.Levers, got {type(levers).__name__}")
+        raise TypeError(f"levers must be a minidense.Levers, got {type(levers).__name__}")
     if levers.compile and profile == "smoke":
         raise ValueError("compile=True under the smoke profile: torch.compile takes minutes before the "
                          "first step, longer than a smoke run may take")
@@ -437,7 +450,7 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
     if distributed.world_size() > 1:  # each rank its share of every batch
         train_iter, test_iter = distributed.shard(train_iter, test_iter)
         steps_per_epoch = len(train_iter)
-    levers = levers.resolve(device, batch_size if getattr(test_iter, "batch_size", None) is not None else None)
+    levers = resolve_levers(levers, device, batch_size if getattr(test_iter, "batch_size", None) is not None else None)
     levers = distributed.broadcast_object(levers)  # every rank computes alike: rank 0's probes decide
     if recipe.augments:
         train_iter = train_iter.augmented(recipe.translate, recipe.flip)
@@ -499,8 +512,8 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
             start = time.perf_counter()
             for i, (X, y) in enumerate(train_iter):
                 X, y = _to_device(X, y, device, memory_format)
-                training_step(step_model, optimizer, X, y, levers.bf16, recipe.label_smoothing, metrics,
-                              levers.host_sync)
+                training_step(step_model, optimizer, X, y, levers=levers, label_smoothing=recipe.label_smoothing,
+                              metrics=metrics)
                 if scheduler is not None:
                     scheduler.step()
                 if ema is not None:
@@ -552,12 +565,11 @@ def _evaluate(model, ema, train_iter, test_iter, epoch, device, recipe, levers, 
             # The same batches for every network evaluated; the RNG of augmentation is seeded per epoch.
             if hasattr(train_iter, "set_epoch"):
                 train_iter.set_epoch(epoch)
-            recompute_bn_statistics(net, train_iter, recipe.precise_bn, device, levers.bf16, levers.memory_format)
+            recompute_bn_statistics(net, train_iter, recipe.precise_bn, device, levers=levers)
         distributed.average_bn_statistics(net)  # under torchrun: every rank evaluates with the same statistics
         for tta in ((recipe.tta, not recipe.tta) if every_way and (recipe.tta or ema is not None) else (recipe.tta,)):
             key = f"test_acc_{name}{'_tta' if tta else ''}"
-            accuracies[key] = evaluate_accuracy(net, test_iter, device, levers.bf16, levers.memory_format,
-                                                levers.eval_batch_size, levers.keep_freed_memory, tta=tta)
+            accuracies[key] = evaluate_accuracy(net, test_iter, device, levers=levers, tta=tta)
         if not every_way:
             break
     official = f"test_acc_{'ema' if ema is not None else 'last'}{'_tta' if recipe.tta else ''}"
