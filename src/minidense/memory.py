@@ -1,8 +1,10 @@
 """How much memory a forward pass leaves behind for the backward pass, measured on any device."""
 
+import time
+
 import torch
 
-__all__ = ["saved_activation_bytes"]
+__all__ = ["saved_activation_bytes", "paired_step_times"]
 
 
 def saved_activation_bytes(net, X):
@@ -51,3 +53,42 @@ def saved_activation_bytes(net, X):
         for hook in hooks:
             hook.remove()
     return sum(storages.values()), output
+
+
+def paired_step_times(net, X, num_pairs=6):
+    """Seconds of one training step of ``net`` on ``X`` without and with ``memory_efficient``, in pairs.
+
+    A step is a forward pass, ``.sum()`` of the output and a backward pass. One untimed step in each
+    mode warms up first. Then each pair times both modes back to back, the naive mode first in even
+    pairs and second in odd ones, so that a busy spell of the machine does not fall on one mode only.
+    Leaves ``net.memory_efficient`` as it found it.
+
+    Args:
+        net: a paper-family network (:class:`minidense.DenseNet`), e.g. ``minidense.cifar_densenet(40, 12)``.
+        X: an input batch ``(N, C, H, W)``.
+        num_pairs: how many pairs to time, at least 2 (an interval needs two).
+
+    Returns:
+        ``{False: [seconds, ...], True: [seconds, ...]}``: ``num_pairs`` steps per mode; entry ``i`` of
+        both lists is pair ``i``.
+    """
+    if not isinstance(num_pairs, int) or num_pairs < 2:
+        raise ValueError(f"num_pairs must be an integer of at least 2, got {num_pairs!r}")
+
+    def step_seconds(memory_efficient):
+        net.memory_efficient = memory_efficient
+        start = time.perf_counter()
+        net(X).sum().backward()
+        return time.perf_counter() - start
+
+    before = net.memory_efficient
+    try:
+        for memory_efficient in (False, True):
+            step_seconds(memory_efficient)
+        seconds = {False: [], True: []}
+        for i in range(num_pairs):
+            for memory_efficient in ((False, True) if i % 2 == 0 else (True, False)):
+                seconds[memory_efficient].append(step_seconds(memory_efficient))
+    finally:
+        net.memory_efficient = before
+    return seconds

@@ -7,7 +7,7 @@ from torch import nn
 
 from minidense.blocks import DenseBlock
 
-__all__ = ["feature_reuse"]
+__all__ = ["feature_reuse", "as_matrix", "reuse_checks", "reuse_verdicts", "chance_least_read"]
 
 
 def _first_weighted_layer(module):
@@ -69,3 +69,109 @@ def feature_reuse(net):
                     matrix[s, t - 1] = per_channel[bounds[s]:bounds[s + 1]].mean()
             matrices.append(matrix)
     return matrices
+
+
+CHECKS = ("(a) layers spread", "(b) transition read least", "(c) transition spreads",
+          "(d) classifier on final maps")
+
+
+def as_matrix(matrix):
+    """A feature-reuse matrix as a float tensor: a tensor passes through; nested lists from JSON, with
+    ``None`` for no connection, become a tensor with ``nan`` there."""
+    if isinstance(matrix, torch.Tensor):
+        return matrix
+    return torch.tensor([[math.nan if v is None else v for v in row] for row in matrix], dtype=torch.float32)
+
+
+def _sources(column):
+    """The entries of a column that are connections (not ``nan``)."""
+    return column[~column.isnan()]
+
+
+def _layer_columns(blocks):
+    """The columns of the layers with at least two sources (layers 2 .. L of each block)."""
+    return [_sources(m[:, t]) for m in blocks for t in range(1, len(m) - 1)]
+
+
+def reuse_checks(matrices, half=0.5):
+    """The paper's four readings of its Figure 5 as counts of the columns that pass.
+
+    Each column is first divided by its largest entry (1 marks the source the target reads most).
+    (a) every layer with two sources or more: every source at least ``half``; (b) the layers 2 .. L of
+    blocks 2 onwards: source 0 (the transition's output) is the smallest of its column; (c) each
+    transition's column: every source at least ``half``; (d) the classifier's column rises at each of
+    its steps from source ``s`` to ``s + 1``. A check *holds* when all its columns (steps) pass.
+
+    Args:
+        matrices: one ``(L + 1, L + 1)`` matrix per dense block, from :func:`feature_reuse` or a record
+            (nested lists, ``None`` for no connection); at least two blocks.
+        half: the threshold of (a) and (c), in (0, 1].
+
+    Returns:
+        ``{check: (passed, out_of, beside)}`` for the four names in :data:`CHECKS`. ``beside`` is the
+        smallest normalised entry for (a) and (c), source 0 over the mean of the other sources
+        (averaged over the columns) for (b), and the last source over the block input for (d).
+    """
+    if not 0 < half <= 1:
+        raise ValueError(f"half must be in (0, 1], got {half!r}")
+    blocks = [as_matrix(m) for m in matrices]
+    if len(blocks) < 2:
+        raise ValueError(f"reuse_checks needs at least two dense blocks (a transition between them), got {len(blocks)}")
+    blocks = [m / m.nan_to_num(0.0).amax(dim=0) for m in blocks]
+
+    def spread(columns):
+        return (sum(bool(c.min() >= half) for c in columns), len(columns), min(c.min().item() for c in columns))
+
+    after_transition = _layer_columns(blocks[1:])
+    least = [c.argmin().item() == 0 for c in after_transition]
+    ratio = torch.stack([c[0] / c[1:].mean() for c in after_transition]).mean().item()
+    classifier = _sources(blocks[-1][:, -1])
+    steps = classifier.diff() > 0
+    found = (spread(_layer_columns(blocks)), (sum(least), len(least), ratio),
+             spread([_sources(m[:, -1]) for m in blocks[:-1]]),
+             (int(steps.sum()), len(steps), (classifier[-1] / classifier[0]).item()))
+    return dict(zip(CHECKS, found))
+
+
+def reuse_verdicts(networks, half=0.5):
+    """A table of :func:`reuse_checks`, one row per network: ``"passed/out of (beside): holds"`` or
+    ``"... does not hold"`` per check.
+
+    Args:
+        networks: ``{name: matrices}``.
+        half: the threshold of checks (a) and (c).
+
+    Returns:
+        A ``pandas.DataFrame``, rows the names, columns the checks.
+    """
+    import pandas as pd
+
+    def say(passed, out_of, beside):
+        return f"{passed}/{out_of} ({beside:.3f}): " + ("holds" if passed == out_of else "does not hold")
+
+    rows = {name: {check: say(*found) for check, found in reuse_checks(ms, half).items()}
+            for name, ms in networks.items()}
+    return pd.DataFrame(rows).T
+
+
+def chance_least_read(matrices):
+    """How often check (b) would pass by chance, were the order within each column random.
+
+    In column ``t`` (layer ``t + 1``, with ``t + 1`` sources) source 0 is then the smallest with chance
+    ``1 / (t + 1)``, independently per column; the count over blocks 2 onwards is a sum of such coin
+    flips, whose distribution is built column by column.
+
+    Args:
+        matrices: one matrix per dense block, as for :func:`reuse_checks`.
+
+    Returns:
+        ``(expected, p_value)``: the expected count, and the chance of a count at least the one
+        :func:`reuse_checks` finds in ``matrices``.
+    """
+    passed = reuse_checks(matrices)["(b) transition read least"][0]
+    chances = [1 / (t + 1) for m in matrices[1:] for t in range(1, len(m) - 1)]
+    distribution = torch.ones(1, dtype=torch.float64)  # distribution[k]: chance of k columns so far
+    for q in chances:
+        zero = distribution.new_zeros(1)
+        distribution = torch.cat([distribution, zero]) * (1 - q) + torch.cat([zero, distribution]) * q
+    return sum(chances), distribution[passed:].sum().item()
