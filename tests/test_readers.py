@@ -24,7 +24,7 @@ def test_each_column_sees_its_strip_of_the_row():
     reader = row_reader("densenet", convs_per_block=(1, 1)).eval()
     X = torch.zeros(1, 1, 32, 160)
     before = reader(X)
-    X[..., 150:] = 1.0  # only the right end changes
+    X[..., 152:] = 1.0  # only the right end changes
     changed = (reader(X) - before).abs().sum(-1)[0] > 1e-6
     assert not changed[:20].any() and changed[-1]
 
@@ -37,3 +37,9 @@ def test_too_few_time_steps_for_the_longest_row_is_a_clear_error():
 def test_an_unknown_backbone_is_a_clear_error():
     with pytest.raises(ValueError, match=r"backbone must be one of \['densenet', 'resnet'\], got 'vgg'"):
         row_reader("vgg")
+
+
+def test_rows_too_low_for_the_stages_are_a_clear_error():
+    with pytest.raises(ValueError, match="at least 32 pixels high, got 28"):
+        row_reader()(torch.rand(1, 1, 28, 160))
+    assert row_reader(convs_per_block=(2, 2))(torch.rand(1, 1, 28, 160)).shape == (1, 40, 11)

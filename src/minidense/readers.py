@@ -1,11 +1,11 @@
-"""Readers of rows: a convolutional encoder that keeps the image's width as a time axis, and a per-column classifier.
+"""Readers of rows: an encoder that keeps the image's width as a time axis, and a per-column classifier.
 
-The encoder halves height and width early, then only the height (pooling ``(2, 1)``, as CRNN-style
-text readers do), so that each of its ``T = width / 4`` columns sees a strip of the row; the head
-averages each column over the remaining height and classifies it into the ten classes and the CTC
-blank (:mod:`minidense.ctc`). Two encoders, built the same way and of similar size, for the swap:
-``"densenet"`` (the book's dense blocks and transitions) and ``"resnet"`` (residual blocks of the
-same pre-activation convolution blocks, with the same transitions).
+The encoder's stem divides height and width by 4, then its transitions halve only the height
+(pooling ``(2, 1)``, as CRNN-style text readers do), so that each of its ``T = width / 4`` columns
+sees a strip of the row; the head averages each column over the remaining height and classifies it
+into the ten classes and the CTC blank (:mod:`minidense.ctc`). Two encoders, built the same way and
+of similar size, for the swap: ``"densenet"`` (the book's dense blocks and transitions) and
+``"resnet"`` (residual blocks of the same pre-activation convolution blocks, same transitions).
 
 Shapes: ``(N, 1, height, width) -> (N, width // 4, 11)``.
 """
@@ -21,7 +21,7 @@ from minidense.ctc import BLANK
 __all__ = ["BACKBONES", "ResidualBlock", "row_reader", "time_steps"]
 
 BACKBONES = ("densenet", "resnet")
-_POOLS = ((2, 2), (2, 1), (2, 1))  # after the stem's 2x2: height / 16, width / 4 at the end
+_POOL = (2, 1)  # a transition halves the height, keeps the width
 _STEM_CHANNELS = 64
 
 
@@ -69,9 +69,10 @@ class _Head(nn.Module):
 
 
 class _Reader(nn.Sequential):
-    def __init__(self, layers, max_items):
+    def __init__(self, layers, max_items, min_height):
         super().__init__(layers)
         self.max_items = max_items
+        self.min_height = min_height
 
     def forward(self, X):
         steps = time_steps(X.shape[-1])
@@ -80,8 +81,8 @@ class _Reader(nn.Sequential):
                              f"{2 * self.max_items - 1} that a row of {self.max_items} garments may need "
                              f"(equal neighbours need a blank between them): widen the canvas to at least "
                              f"{4 * (2 * self.max_items - 1)} pixels")
-        if X.shape[-2] < 16:
-            raise ValueError(f"a reader needs rows at least 16 pixels high, got {X.shape[-2]}")
+        if X.shape[-2] < self.min_height:
+            raise ValueError(f"this reader needs rows at least {self.min_height} pixels high, got {X.shape[-2]}")
         return super().forward(X)
 
 
@@ -89,24 +90,24 @@ def row_reader(backbone="densenet", max_items=5, growth_rate=32, convs_per_block
                transition_pool="avg"):
     """A reader of rows of up to ``max_items`` garments with the encoder ``backbone``, Xavier-initialised.
 
-    Stem: Conv 3x3 to 64 channels, BN, ReLU, MaxPool 2x2. Then the stages (``convs_per_block``
-    convolution blocks each); between two stages a transition halves the channels and the height,
-    and, after the first stage only, the width. ``"densenet"`` stages are dense blocks of
+    Stem: Conv 3x3 with stride 2 to 64 channels, BN, ReLU, MaxPool 2x2. Then the stages
+    (``convs_per_block`` convolution blocks each); between two stages a transition halves the
+    channels and the height. ``"densenet"`` stages are dense blocks of
     ``growth_rate``; ``"resnet"`` stages are :class:`ResidualBlock` of the stage's width, chosen so
     that both encoders have about as many parameters (the widths ``growth_rate * (i + 3) // 2``).
 
-    Shapes: ``(N, 1, H, W) -> (N, W // 4, 11)``, H at least 16; ``W // 4 >= 2 * max_items - 1``.
+    Shapes: ``(N, 1, H, W) -> (N, W // 4, 11)``, with ``H >= 4 * 2 ** (len(convs_per_block) - 1)``
+    (32 for four stages) and ``W // 4 >= 2 * max_items - 1``.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {list(BACKBONES)}, got {backbone!r}")
     check_positive_int("max_items", max_items)
     check_positive_int("growth_rate", growth_rate)
-    if not isinstance(convs_per_block, (tuple, list)) or not 1 <= len(convs_per_block) <= len(_POOLS) + 1:
-        raise ValueError(f"convs_per_block must be a tuple of 1 to {len(_POOLS) + 1} block sizes, "
-                         f"got {convs_per_block!r}")
+    if not isinstance(convs_per_block, (tuple, list)) or not convs_per_block:
+        raise ValueError(f"convs_per_block must be a non-empty tuple of block sizes, got {convs_per_block!r}")
     channels = _STEM_CHANNELS
     layers = OrderedDict(stem=nn.Sequential(
-        nn.Conv2d(1, channels, kernel_size=3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+        nn.Conv2d(1, channels, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
         nn.MaxPool2d(kernel_size=2, stride=2)))
     for i, num_convs in enumerate(convs_per_block):
         if backbone == "resnet":
@@ -116,10 +117,10 @@ def row_reader(backbone="densenet", max_items=5, growth_rate=32, convs_per_block
         layers[f"block{i + 1}"] = _stage(backbone, num_convs, channels, growth_rate)
         channels = layers[f"block{i + 1}"].out_channels
         if i + 1 < len(convs_per_block):
-            layers[f"transition{i + 1}"] = transition_block(channels, channels // 2, transition_pool, _POOLS[i])
+            layers[f"transition{i + 1}"] = transition_block(channels, channels // 2, transition_pool, _POOL)
             channels //= 2
     layers["head"] = _Head(channels)
-    reader = _Reader(layers, max_items)
+    reader = _Reader(layers, max_items, min_height=4 * 2 ** (len(convs_per_block) - 1))
     for module in reader.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(module.weight)
