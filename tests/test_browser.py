@@ -6,14 +6,16 @@ Screenshots for a person to look at land in ``_build/screenshots/``.
 """
 
 import json
+import sys
 
 import nbformat
 import pytest
 
-from conftest import BUILD_DIR, page_source, toc_pages
+from conftest import BUILD_DIR, ROOT, page_source, toc_pages
 
 pytestmark = pytest.mark.slow  # builds the book (every chapter executed) once per session
 
+sys.path.insert(0, str(ROOT / "book" / "_ext"))  # the book's Sphinx extensions and the Chinese edition's tools
 PAGES = toc_pages()
 ROOT_PAGE = PAGES[0]
 DENSE_BLOCK_PAGE = "book/dense-block"
@@ -83,9 +85,10 @@ def executed_outputs(page):
     store the build rendered the page from.
     """
     from jupyter_cache import get_cache
+    from profile_cache import cache_folder  # book/_ext: each profile's outputs in a folder of their own
 
     source = nbformat.read(page_source(page), as_version=4)
-    _, notebook = get_cache(BUILD_DIR / ".jupyter_cache").merge_match_into_notebook(source)
+    _, notebook = get_cache(cache_folder(ROOT)).merge_match_into_notebook(source)
     removed = {"remove-output", "remove-cell"}
     return sum(1 for cell in notebook.cells if cell.cell_type == "code" and cell.outputs
                and not removed & set(cell.metadata.get("tags", [])))
