@@ -45,3 +45,9 @@ def test_verdict_prints_one_line_per_difference_with_its_interval():
 def test_a_table_that_is_not_a_summary_is_a_clear_error():
     with pytest.raises(ValueError, match="output of summarize"):
         minidense.read_differences(_table([0.01, 0.02]))
+
+
+def test_read_differences_keeps_the_spread_and_the_half_width():
+    reading = minidense.read_differences(minidense.summarize(_table([0.019, 0.020, 0.021]), baseline="b")).iloc[0]
+    assert reading["std"] == pytest.approx(0.001)
+    assert reading["half_width"] == pytest.approx(4.303 * 0.001 / 3**0.5, abs=1e-6)

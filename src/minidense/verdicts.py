@@ -31,7 +31,8 @@ def read_differences(summary):
             ci_low, ci_high``).
 
     Returns:
-        A DataFrame, one row per difference: ``variant, metric, n, mean, ci_low, ci_high, half_width, says``.
+        A DataFrame, one row per difference: ``variant, metric, n, mean, std, ci_low, ci_high, half_width,
+        says`` (``std`` is the spread of the paired differences, ``s_d``).
     """
     missing = {"kind", "variant", "metric", "n", "mean", "std", "ci_low", "ci_high"} - set(summary.columns)
     if missing:
@@ -40,7 +41,7 @@ def read_differences(summary):
     rows = summary[summary["kind"] == "difference"].reset_index(drop=True)
     says = [_says(r.variant, r.n, r.std, r.ci_low, r.ci_high) for r in rows.itertuples(index=False)]
     return rows.assign(half_width=(rows["ci_high"] - rows["ci_low"]) / 2, says=says)[
-        ["variant", "metric", "n", "mean", "ci_low", "ci_high", "half_width", "says"]]
+        ["variant", "metric", "n", "mean", "std", "ci_low", "ci_high", "half_width", "says"]]
 
 
 def verdict(summary):
