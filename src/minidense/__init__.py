@@ -24,6 +24,7 @@ from minidense.models import (
 )
 from minidense.options import Levers, Recipe, recipe
 from minidense.profiles import Profile, profile
+from minidense.readings import by_evaluation, largest_fall, largest_falls
 from minidense.results import how_recorded, recorded
 from minidense.reuse import feature_reuse
 from minidense.tables import count_parameters, layer_table, output_shapes
@@ -41,6 +42,7 @@ __all__ = [
     "feature_reuse", "output_shapes", "count_parameters", "layer_table", "tables", "plot", "recorded",
     "how_recorded", "compare", "summarize", "format_summary", "grid", "epochs_long",
     "verdict", "read_differences",
+    "by_evaluation", "largest_fall", "largest_falls",
     "Recipe", "Levers", "recipe", "resolve_levers", "options",
 ]
 

@@ -203,3 +203,77 @@ def test_some_fp32_step_beats_the_fp32_matmul_limit():
                                                        "speed-cpu-avx512bf16-compile.json")
                  for row in _record(name)["ablation"] if row["precision"] == "fp32"]
     assert max(fractions) > 1
+
+
+# --- training and training-well: the short-budget fixes, the ablation, the full-budget headline ---
+
+def _comparison(folder):
+    import pandas as pd
+
+    return pd.read_csv(RESULTS / folder / "results.csv")
+
+
+def _by_seed(table, column="test_acc"):
+    return table.pivot(index="seed", columns="variant", values=column)
+
+
+def test_each_short_budget_fix_beats_d2l_in_every_seed():
+    by_seed = _by_seed(_comparison("short-budget-recipes-cpu"))
+    d2l = by_seed.pop("precise_bn=0 schedule=none")
+    assert by_seed.gt(d2l, axis=0).all().all()
+
+
+def test_precise_bn_changes_no_training_metric():
+    table = _comparison("short-budget-recipes-cpu")
+    for schedule in ("none", "onecycle"):
+        for column in ("train_loss", "train_acc"):
+            by_seed = _by_seed(table, column)
+            assert by_seed[f"precise_bn=0 schedule={schedule}"].equals(by_seed[f"precise_bn=20 schedule={schedule}"])
+
+
+def _says(table, baseline, variant):
+    summary = minidense.summarize(table, baseline=baseline)
+    differences = minidense.read_differences(summary).set_index("variant")
+    return differences.loc[f"{variant} - {baseline}", "says"]
+
+
+def test_no_short_budget_fix_is_told_apart_from_d2l_and_precise_bn_adds_nothing_after_one_cycle():
+    table = _comparison("short-budget-recipes-cpu")
+    for fix in ("precise_bn=20 schedule=none", "precise_bn=0 schedule=onecycle", "precise_bn=20 schedule=onecycle"):
+        assert _says(table, "precise_bn=0 schedule=none", fix).startswith("not told apart")
+    annealed = table[table["variant"].str.endswith("onecycle")]
+    assert _says(annealed, "precise_bn=0 schedule=onecycle", "precise_bn=20 schedule=onecycle").startswith("not told")
+
+
+def test_on_the_cpu_budget_the_short_recipe_beats_the_book_recipe_and_shifts_cost_accuracy():
+    table = _comparison("ablation-cpu")
+    assert _says(table, "label_smoothing=0.1", "recipe=short") == "recipe=short higher than label_smoothing=0.1"
+    assert _says(table, "label_smoothing=0.1", "translate=0") == "translate=0 higher than label_smoothing=0.1"
+    for variant in ("label_smoothing=0.0", "flip=False"):
+        assert _says(table, "label_smoothing=0.1", variant).startswith("not told apart")
+
+
+def test_on_the_full_budget_the_book_recipe_beats_d2l_in_every_seed():
+    by_seed = _by_seed(_comparison("compare-full"))
+    assert (by_seed["recipe=book"] > by_seed["recipe=d2l"]).all()
+    assert sorted(by_seed.index) == [0, 1, 2, 3]
+
+
+def test_the_average_of_the_weights_adds_nothing_under_one_cycle_and_tta_adds_a_little():
+    book_cpu = _comparison("ablation-cpu").query("variant == 'label_smoothing=0.1'")
+    book_full = _comparison("compare-full").query("variant == 'recipe=book'")
+    for runs in (book_cpu, book_full):
+        ways = minidense.by_evaluation(runs)
+        assert _says(ways, "last weights", "averaged weights").startswith("not told apart")
+        assert _says(ways, "last weights", "last weights + TTA") == "last weights + TTA higher than last weights"
+
+
+def test_d2l_published_accuracy_lies_inside_the_interval_of_d2l_recipe_over_the_recorded_seeds():
+    d2l = _comparison("compare-full").query("variant == 'recipe=d2l'")
+    spread = minidense.summarize(d2l).iloc[0]
+    assert spread["ci_low"] <= 0.880 <= spread["ci_high"]
+
+
+def test_full_budget_max_pooling_was_never_lower_than_average_pooling():
+    per_seed = _pooling_full().pivot(index="seed", columns="pool", values="test_acc")
+    assert (per_seed["max"] >= per_seed["avg"]).all()
