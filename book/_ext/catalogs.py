@@ -8,6 +8,8 @@ catalog (``book/locales/zh_CN/LC_MESSAGES/<page>.po``) it reports:
 * a translation that lost what must survive translation: maths (``$...$``, ``$$...$$``), inline code,
   roles and their targets (``{cite}``, ``{ref}``, ``{numref}``, ``{doc}``, ...; a ``{ref}`` may
   translate its title, ``{ref}`Title <target>```, never its target), directive names, link targets;
+* emphasis that no longer renders: ``**粗体。**之后`` shows its asterisks in CommonMark (a closing
+  ``**`` after punctuation must be followed by a space or punctuation: write ``**粗体**。之后``);
 * a term of the glossary (``book/glossary.md``) in the English text whose translation is not in the
   translated text (code, maths, roles and links are not searched for terms).
 """
@@ -61,6 +63,16 @@ def preserved(text):
     return found
 
 
+def shown_asterisks(text):
+    """How many ``*`` a reader sees in ``text`` rendered (CommonMark with dollar maths): emphasis
+    markers that did not pair up, outside code and maths."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    tokens = MarkdownIt("commonmark").use(dollarmath_plugin).parseInline(text)[0].children
+    return sum(token.content.count("*") for token in tokens if token.type == "text")
+
+
 def prose(text):
     """``text`` without code, maths, roles and link targets: where glossary terms are looked for."""
     text = DIRECTIVE.sub(" ", ROLE.sub(" ", text))
@@ -83,6 +95,9 @@ def translation_problems(msgid, msgstr, terms=()):
         if lost or added:
             problems.append(f"{kind} differ: the English has {sorted(lost)} where the translation has "
                             f"{sorted(added)}")
+    if shown_asterisks(msgstr) > shown_asterisks(msgid):
+        problems.append("emphasis shows its asterisks: after punctuation a closing ** or * needs a space or "
+                        "punctuation next (write **粗体**。, not **粗体。**)")
     english = prose(msgid)
     for term in terms:
         if term_pattern(term.en).search(english) and not any(form in msgstr for form in term.accepted):

@@ -1,6 +1,6 @@
 """The Chinese edition: extract the messages, update the catalogs, check them, build the edition.
 
-    python book/_ext/zh.py update          # after an English change: new templates, updated catalogs
+    python book/_ext/zh.py update [PAGE ...] # after an English change: the catalogs updated to it
     python book/_ext/zh.py check [PAGE ...] # what is missing or broken, per catalog (exit 1 if anything)
     python book/_ext/zh.py build           # the Chinese edition, into _build/html/zh/
     python book/_ext/zh.py notebooks DIR   # the Chinese notebooks for Colab, into DIR/book/*.ipynb
@@ -31,7 +31,6 @@ CATALOGS = LOCALES / LANGUAGE / "LC_MESSAGES"
 BUILD = ROOT / "_build"
 ZH_WORK = BUILD / "zh"  # the Chinese build's own html, doctrees and notebook outputs
 ZH_SITE = BUILD / "html" / "zh"  # where the site is published: under the English edition's root
-TEMPLATES = BUILD / "gettext"
 ENGLISH_BUILD = "jupyter-book build . -W -n --keep-going"
 # The branch the Pages workflow pushes the Chinese notebooks to; the Chinese edition's Colab
 # button opens them there (Colab opens notebooks from GitHub URLs).
@@ -61,23 +60,36 @@ def sphinx_build(builder, outdir, doctreedir, overrides, strict=True):
     return status
 
 
-def extract(outdir=TEMPLATES):
+def extract(outdir):
     """Writes one message template per document (``book/dense-block.pot``, ...) under ``outdir``."""
     outdir = Path(outdir)
-    status = sphinx_build("gettext", outdir, outdir / ".doctrees", EXTRACT_OVERRIDES)
-    if status:
-        raise SystemExit(f"extracting the messages failed (Sphinx status {status})")
+    # Not strict: a warning in the English sources (the English build's to fail on) blocks no translator.
+    sphinx_build("gettext", outdir, outdir / ".doctrees", EXTRACT_OVERRIDES, strict=False)
     # The theme's own strings (sphinx.pot) are translated by Sphinx and the theme already.
     (outdir / "sphinx.pot").unlink(missing_ok=True)
     return outdir
 
 
-def update():
-    """New templates from the current English sources; catalogs updated to them (sphinx-intl)."""
+def update(pages=()):
+    """New templates from the current English sources; the catalogs of ``pages`` (default: all) updated.
+
+    sphinx-intl merges each template into its catalog: a new paragraph is added untranslated, a
+    changed one keeps its old translation marked fuzzy, a removed one stays as an obsolete entry.
+    Naming pages leaves every other catalog untouched, so that translators of other pages can work
+    at the same time.
+    """
     from sphinx_intl.basic import update as update_catalogs
 
-    templates = extract()
-    update_catalogs(str(LOCALES), str(templates), (LANGUAGE,), jobs=1)
+    with tempfile.TemporaryDirectory() as scratch:
+        templates = extract(Path(scratch) / "all")
+        chosen = Path(scratch) / "chosen"
+        for page in pages or [str(t.relative_to(templates).with_suffix("")) for t in templates.rglob("*.pot")]:
+            template = templates / f"{page}.pot"
+            if not template.exists():
+                raise SystemExit(f"no page {page!r} in the book (pages are named like book/dense-block)")
+            (chosen / page).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(template, chosen / f"{page}.pot")
+        update_catalogs(str(LOCALES), str(chosen), (LANGUAGE,), jobs=1)
 
 
 def build():
@@ -101,7 +113,9 @@ def build():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("update", help="re-extract the messages and update the catalogs")
+    update_pages = commands.add_parser("update", help="re-extract the messages and update the catalogs")
+    update_pages.add_argument("pages", nargs="*", help="pages whose catalogs to update, e.g. book/dense-block "
+                              "(default: all)")
     check = commands.add_parser("check", help="report what is missing or broken in the catalogs")
     check.add_argument("pages", nargs="*", help="pages to check, e.g. book/dense-block (default: all)")
     commands.add_parser("build", help="build the Chinese edition into _build/html/zh")
@@ -110,7 +124,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sys.path.insert(0, str(EXT))
     if args.command == "update":
-        update()
+        update(args.pages)
     elif args.command == "check":
         import catalogs
 
