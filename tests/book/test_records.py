@@ -277,3 +277,11 @@ def test_d2l_published_accuracy_lies_inside_the_interval_of_d2l_recipe_over_the_
 def test_full_budget_max_pooling_was_never_lower_than_average_pooling():
     per_seed = _pooling_full().pivot(index="seed", columns="pool", values="test_acc")
     assert (per_seed["max"] >= per_seed["avg"]).all()
+
+
+def test_the_fully_trained_network_confuses_the_upper_body_garments_most():
+    counts = torch.tensor(_record("trained-full.json")["confusion"])
+    off_diagonal = counts - torch.diag(torch.diag(counts))
+    upper_body = {minidense.CLASS_NAMES.index(name) for name in ("t-shirt", "pullover", "coat", "shirt")}
+    for index in off_diagonal.flatten().topk(3).indices.tolist():
+        assert set(divmod(index, 10)) <= upper_body
