@@ -52,6 +52,7 @@ TESTS = {
     "training.py": ["tests/test_training.py", "tests/test_schedules.py", "tests/test_recipe_parts.py",
                     "tests/test_levers_effect.py", "tests/test_speed.py"],
     "experiments.py": ["tests/test_compare_builds.py", "tests/test_experiments.py"],
+    "checkpoints.py": ["tests/test_resume_exact.py", "tests/test_faults.py"],
 }
 RESUME = ["tests/test_resume_exact.py", "tests/test_training.py"]  # the resume tests (one is marked slow)
 
@@ -74,15 +75,14 @@ NAMED = [
            'return densenet(transition_pool=full["transition_pool"])',
            "FashionMNISTRun.build ignores every model setting but the pooling", ("tests/test_compare_builds.py",)),
     # the levers
-    Mutant("training.py", "training_step(step_model, optimizer, X, y, levers=levers, label_smoothing=",
-           "training_step(step_model, optimizer, X, y, levers=levers.replace(bf16=False), label_smoothing=",
+    Mutant("training.py", "X, y, levers=settings.levers,\n", "X, y, levers=settings.levers.replace(bf16=False),\n",
            "the bf16 lever does nothing while training", ("tests/test_levers_effect.py",)),
     # (Only the input batches' format, `memory_format = levers.memory_format` in train, is an
     # equivalent mutant: a one-channel NCHW batch already is channels-last contiguous.)
     Mutant("training.py", "    net.to(device, memory_format=levers.memory_format)\n", "    net.to(device)\n",
            "the channels-last lever does nothing", ("tests/test_levers_effect.py",)),
-    Mutant("training.py", "evaluate_accuracy(net, test_iter, device, levers=levers, tta=tta)",
-           "evaluate_accuracy(net, test_iter, device, levers=levers.replace(bf16=False), tta=tta)",
+    Mutant("training.py", "net, test_iter, settings.device, levers=settings.levers, tta=tta)",
+           "net, test_iter, settings.device, levers=settings.levers.replace(bf16=False), tta=tta)",
            "evaluation ignores the bf16 lever", ("tests/test_levers_effect.py",)),
     # seeding and augmentation
     Mutant("data.py", "manual_seed(self.seed * 1_000_003 + epoch)", "manual_seed(self.seed + epoch)",
@@ -110,11 +110,11 @@ NAMED = [
     Mutant("training.py", "CosineAnnealingLR(optimizer, T_max=total_steps)",
            "CosineAnnealingLR(optimizer, T_max=total_steps // 2)", "cosine over half the run",
            ("tests/test_schedules.py",)),
-    Mutant("training.py", "                if scheduler is not None:\n                    scheduler.step()\n",
-           "                if scheduler is not None and i == 0:\n                    scheduler.step()\n",
+    Mutant("training.py", "        optimisation.after_step(net)\n",
+           "        if i == 0:\n            optimisation.after_step(net)\n",
            "the schedule stepped once per epoch instead of every batch", ("tests/test_schedules.py",)),
     # label smoothing, TTA, EMA
-    Mutant("training.py", "label_smoothing=recipe.label_smoothing,",
+    Mutant("training.py", "label_smoothing=settings.recipe.label_smoothing,",
            "label_smoothing=0.0,", "train drops the label smoothing",
            ("tests/test_recipe_parts.py",)),
     Mutant("training.py",
@@ -129,13 +129,13 @@ NAMED = [
     Mutant("training.py", "keep = torch.clamp((1 + n) / (10 + n), max=decay)", "keep = (1 + n) / (10 + n)",
            "the EMA's warm-up never stops at the decay", ("tests/test_recipe_parts.py",)),
     # resume
-    Mutant("training.py", '        _set_rng_states(state["rng"])\n', "        pass\n",
+    Mutant("checkpoints.py", '        _set_rng_states(state["rng"])\n', "        pass\n",
            "resume without the RNG state (dropout draws differ)", RESUME, slow=True),
-    Mutant("training.py", '            ema.load_state_dict(state["ema"])\n', "            pass\n",
+    Mutant("training.py", '            self.ema.load_state_dict(state["ema"])\n', "            pass\n",
            "resume without the averaged weights", RESUME, slow=True),
-    Mutant("training.py", '            scheduler.load_state_dict(state["scheduler"])\n', "            pass\n",
+    Mutant("training.py", '            self.scheduler.load_state_dict(state["scheduler"])\n', "            pass\n",
            "resume restarts the schedule", RESUME, slow=True),
-    Mutant("training.py", '        optimizer.load_state_dict(state["optimizer"])\n', "        pass\n",
+    Mutant("training.py", '        self.optimizer.load_state_dict(state["optimizer"])\n', "        pass\n",
            "resume loses the momentum buffers", RESUME, slow=True),
 ]
 

@@ -8,18 +8,17 @@ import dataclasses
 import itertools
 import math
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from minidense import allocator, distributed
-from minidense._checks import check_positive_int, check_state_dict_fits
-from minidense._files import atomic_write, check_writable
+from minidense._checks import check_positive_int
+from minidense.checkpoints import Checkpoint
 from minidense.hardware import default_device, default_eval_batch_size, resolve_levers
 from minidense.history import History, provenance
-from minidense.options import Levers, Parallel
+from minidense.options import Levers, Parallel, Recipe
 from minidense.options import recipe as get_recipe
 
 __all__ = ["train", "training_step", "ema_with_warmup", "RunningMetrics", "prepared", "levers_in_effect",
@@ -315,56 +314,41 @@ class RunningMetrics:
         return {"train_loss": self.loss_sum.item() / self.n, "train_acc": self.correct.item() / self.n}
 
 
-# What a checkpoint must agree on with the run resuming from it: the recipe and, under a schedule,
-# what fixes the schedule's length (at a constant lr more epochs simply train on). A change is
-# refused, never silently ignored: the saved optimiser state would otherwise win over a new lr,
-# momentum or Nesterov, and a one-cycle schedule cannot be stretched after the fact.
-_SCHEDULE_LENGTH = ("num_epochs", "steps_per_epoch")
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Everything :func:`train` decides before its first step, resolved once.
 
+    ``levers`` are resolved for ``device`` (under torchrun, rank 0's decisions); ``steps_per_epoch``
+    counts this process's batches; ``num_train`` and ``num_test`` are the sizes of the data sets
+    where the batches know them.
+    """
 
-def _rng_states():
-    states = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
+    recipe: Recipe
+    levers: Levers
+    parallel: Parallel
+    device: torch.device
+    num_epochs: int
+    steps_per_epoch: int
+    batch_size: int | None
+    num_train: int | None
+    num_test: int | None
+    profile: str | None
 
+    @property
+    def shape(self):
+        """What the checkpoint keeps of the run's shape (a schedule's length depends on it)."""
+        return dict(num_epochs=self.num_epochs, steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size,
+                    num_train=self.num_train, num_test=self.num_test)
 
-def _set_rng_states(states):
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _save_checkpoint(path, state):
-    """``state`` written to ``path`` atomically: an interruption mid-write never leaves half a checkpoint."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
-def _load_checkpoint(path, net, expected):
-    """The checkpoint's state, after checking that it is one and that it fits ``net`` and the run ``expected``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ValueError(f"{path} is not a minidense checkpoint ({error})") from error
-    needed = ("epoch", "model", "optimizer", "scheduler", "history", "recipe", "run", "rng")
-    if not isinstance(state, dict) or any(key not in state for key in needed):
-        have = ", ".join(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f"{path} is not a minidense checkpoint of this version: it needs "
-                         f"{', '.join(needed)}; it has {have}")
-    check_state_dict_fits(net, state["model"], source=f"checkpoint {path}")
-    differences = [f"{key}: checkpoint {state['recipe'].get(key)!r}, now {value!r}"
-                   for key, value in expected["recipe"].items() if state["recipe"].get(key) != value]
-    if expected["recipe"]["schedule"] is not None:
-        differences += [f"{key}: checkpoint {state['run'].get(key)!r}, now {expected['run'][key]!r} (the "
-                        f"{expected['recipe']['schedule']} schedule is laid out over the whole run)"
-                        for key in _SCHEDULE_LENGTH if state["run"].get(key) != expected["run"][key]]
-    if differences:
-        raise ValueError(f"cannot resume from {path}: the run has changed ({'; '.join(differences)}). "
-                         "Resume with the checkpoint's settings, or start afresh with another checkpoint file")
-    return state
+    def provenance(self):
+        """The History's provenance: the machine, every recipe and lever field, the run's shape."""
+        shape = {k: v for k, v in self.shape.items() if k != "steps_per_epoch"}
+        return provenance(self.device, self.profile, recipe=self.recipe, levers=self.levers, **shape,
+                          **distributed.describe(self.parallel))
 
 
 def _check_train_iter(train_iter, recipe):
+    """The batches per epoch, after checking that ``train_iter`` can serve the recipe."""
     try:
         steps = len(train_iter)
     except TypeError:
@@ -376,9 +360,165 @@ def _check_train_iter(train_iter, recipe):
         raise ValueError("the recipe augments the training images (translate, flip), which acts on the uint8 "
                          "images before the resize: train_iter must be a minidense.data.FashionMNISTBatches "
                          f"(got {type(train_iter).__name__})")
-    if recipe.ema_decay is not None and not recipe.precise_bn:
-        raise ValueError("ema_decay needs precise_bn > 0")
     return steps
+
+
+def _option_group(value, cls, name):
+    value = cls() if value is None else value
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a minidense.{cls.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _settings(train_iter, test_iter, num_epochs, lr, device, recipe, levers, parallel, profile):
+    """``(RunSettings, train_iter, test_iter)``: the arguments of :func:`train` checked and resolved, the
+    batches this process trains and evaluates on (its share under torchrun, augmented as the recipe says)."""
+    recipe = get_recipe(recipe)
+    recipe = recipe if lr is None else recipe.replace(lr=lr)
+    check_positive_int("num_epochs", num_epochs)
+    levers = _option_group(levers, Levers, "levers")
+    parallel = _option_group(parallel, Parallel, "parallel")
+    if levers.compile and profile == "smoke":
+        raise ValueError("compile=True under the smoke profile: torch.compile takes minutes before the "
+                         "first step, longer than a smoke run may take")
+    steps_per_epoch = _check_train_iter(train_iter, recipe)
+    device = torch.device(device) if device is not None else default_device()
+    batch_size = getattr(train_iter, "batch_size", None)
+    distributed.check_run(parallel, device, batch_size)  # on every rank alike, before any collective
+    num_train, num_test = (getattr(batches, "num_examples", None) for batches in (train_iter, test_iter))
+    if distributed.world_size() > 1:  # each rank its share of every batch
+        train_iter, test_iter = distributed.shard(train_iter, test_iter)
+        steps_per_epoch = len(train_iter)
+    levers = resolve_levers(levers, device, batch_size if getattr(test_iter, "batch_size", None) is not None else None)
+    levers = distributed.broadcast_object(levers)  # every rank computes alike: rank 0's probes decide
+    if recipe.augments:
+        train_iter = train_iter.augmented(recipe.translate, recipe.flip)
+    settings = RunSettings(recipe, levers, parallel, device, num_epochs, steps_per_epoch, batch_size, num_train,
+                           num_test, profile)
+    return settings, train_iter, test_iter
+
+
+class Optimisation:
+    """The optimiser, the learning-rate schedule and the averaged weights of a run: built, stepped and
+    saved together.
+
+    SGD with the recipe's momentum, Nesterov and weight decay; the recipe's schedule over
+    ``total_steps`` (none: a constant lr); with ``ema_decay`` an exponential moving average of the
+    weights (:func:`ema_with_warmup`), else ``ema`` is None.
+    """
+
+    def __init__(self, net, recipe, total_steps):
+        self.optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                         nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+        self.scheduler = _make_scheduler(self.optimizer, recipe.schedule, recipe.lr, total_steps)
+        self.ema = None
+        if recipe.ema_decay is not None:
+            self.ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=ema_with_warmup(recipe.ema_decay))
+
+    def after_step(self, net):
+        """The schedule's step and the average's update, after every optimiser step."""
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(net)
+
+    def state_dict(self):
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def load_state_dict(self, state):
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+
+class _Progress:
+    """What a run shows while it trains: a progress bar (``bar``) and ``callback`` about five times an
+    epoch and after each; rank 0 alone shows anything."""
+
+    def __init__(self, settings, start_epoch, history, callback, progress):
+        show = distributed.is_main()
+        self.callback = callback if show else None
+        self.steps = settings.steps_per_epoch
+        self.every = max(1, self.steps // 5)
+        self.bar = None
+        if show and (not _in_notebook() if progress is None else progress):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=(settings.num_epochs - start_epoch) * self.steps, unit="batch", leave=False)
+        for record in history.records if self.callback is not None else ():
+            self.callback(record["epoch"], record)
+
+    def step(self, epoch, i, metrics):
+        """After step ``i`` (from 0) of ``epoch`` (from 0)."""
+        if self.bar is not None:
+            self.bar.update()
+        if self.callback is not None and (i + 1) % self.every == 0 and i + 1 < self.steps:
+            self.callback(epoch + (i + 1) / self.steps, metrics.read())
+
+    def epoch(self, record):
+        if self.callback is not None:
+            self.callback(record["epoch"], record)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.callback is not None and hasattr(self.callback, "close"):
+            self.callback.close()
+
+
+def _train_epoch(step_model, net, optimisation, train_iter, epoch, settings, progress):
+    """One pass over ``train_iter``: ``({"train_loss", "train_acc"}, {"examples_per_sec", "seconds"})``, the
+    metrics summed over every rank's share. The time counts the training pass alone, data loading
+    included."""
+    device = settings.device
+    net.train()
+    if hasattr(train_iter, "set_epoch"):
+        train_iter.set_epoch(epoch)
+    metrics = RunningMetrics(device)  # read once per report: no host sync per step
+    _sync(device)
+    start = time.perf_counter()
+    for i, (X, y) in enumerate(train_iter):
+        X, y = _to_device(X, y, device, settings.levers.memory_format)
+        training_step(step_model, optimisation.optimizer, X, y, levers=settings.levers,
+                      label_smoothing=settings.recipe.label_smoothing, metrics=metrics)
+        optimisation.after_step(net)
+        progress.step(epoch, i, metrics)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    loss_sum, correct, n = distributed.sum_over_ranks(metrics.loss_sum, metrics.correct, metrics.n)
+    if not math.isfinite(loss_sum / n):
+        raise FloatingPointError(
+            f"the training loss became {loss_sum / n} in epoch {epoch + 1}: the weights are lost. Lower the "
+            f"learning rate (now {settings.recipe.lr:g}); the checkpoint, if any, keeps the last good epoch")
+    return {"train_loss": loss_sum / n, "train_acc": correct / n}, {"examples_per_sec": n / seconds,
+                                                                   "seconds": seconds}
+
+
+def _evaluate(model, ema, train_iter, test_iter, epoch, settings, every_way):
+    """``{"test_acc": ...}`` as the recipe evaluates; with ``every_way`` (the last epoch), each other way too:
+    the last and the averaged weights, with and without TTA (``test_acc_last``, ``test_acc_ema_tta``, ...)."""
+    recipe = settings.recipe
+    nets = {"last": model} if ema is None else {"ema": ema.module, "last": model}
+    ttas = (recipe.tta, not recipe.tta) if every_way and (recipe.tta or ema is not None) else (recipe.tta,)
+    accuracies = {}
+    for name, net in itertools.islice(nets.items(), None if every_way else 1):
+        if recipe.precise_bn:
+            # The same batches for every network evaluated; the RNG of augmentation is seeded per epoch.
+            if hasattr(train_iter, "set_epoch"):
+                train_iter.set_epoch(epoch)
+            recompute_bn_statistics(net, train_iter, recipe.precise_bn, settings.device, levers=settings.levers)
+        distributed.average_bn_statistics(net)  # under torchrun: every rank evaluates with the same statistics
+        for tta in ttas:
+            accuracies[f"test_acc_{name}{'_tta' if tta else ''}"] = evaluate_accuracy(
+                net, test_iter, settings.device, levers=settings.levers, tta=tta)
+    official = f"test_acc_{'ema' if ema is not None else 'last'}{'_tta' if recipe.tta else ''}"
+    if not every_way or len(accuracies) == 1:
+        return {"test_acc": accuracies[official]}
+    return {"test_acc": accuracies[official], **accuracies}
 
 
 def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recipe=None, levers=None,
@@ -404,14 +544,14 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
         num_epochs: passes over ``train_iter``.
         lr: learning rate; overrides the recipe's (``None``: the recipe's).
         device: default CUDA when available, else the CPU.
-        recipe: a :class:`minidense.options.Recipe` or the name of one (``"d2l"``, ``"short"``,
-            ``"book"``); default d2l's. Its fields are documented there.
+        recipe: a :class:`minidense.Recipe` or the name of one (``"d2l"``, ``"short"``, ``"book"``);
+            default d2l's. Its fields are documented there.
         levers: a :class:`minidense.Levers` (speed only); ``None`` fields are decided by
             :func:`minidense.hardware.resolve_levers`; under torchrun rank 0's decisions hold for all.
         parallel: a :class:`minidense.options.Parallel` (how the processes of a torchrun run work
             together; nothing changes in a single process).
         checkpoint: path of a file holding model, optimiser, schedule, averaged weights, RNG states
-            and history, written after every epoch.
+            and history, written after every epoch (:class:`minidense.checkpoints.Checkpoint`).
         resume: continue from ``checkpoint`` (after its last finished epoch) when it exists. The
             recipe, ``num_epochs`` and the batches per epoch must be the checkpoint's: a change
             is refused with a message naming it, never silently ignored.
@@ -427,156 +567,42 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
         test accuracy of each way of evaluating (``test_acc_last``, ``test_acc_last_tta``,
         ``test_acc_ema``, ``test_acc_ema_tta``, as far as they apply).
     """
-    recipe = get_recipe(recipe)
-    if lr is not None:
-        recipe = recipe.replace(lr=lr)
-    check_positive_int("num_epochs", num_epochs)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
-    levers = levers if levers is not None else Levers()
-    if not isinstance(levers, Levers):
-        raise TypeError(f"levers must be a minidense.Levers, got {type(levers).__name__}")
-    if levers.compile and profile == "smoke":
-        raise ValueError("compile=True under the smoke profile: torch.compile takes minutes before the "
-                         "first step, longer than a smoke run may take")
-    steps_per_epoch = _check_train_iter(train_iter, recipe)
-    device = torch.device(device) if device is not None else default_device()
-    batch_size = getattr(train_iter, "batch_size", None)
-    parallel = parallel if parallel is not None else Parallel()
-    if not isinstance(parallel, Parallel):
-        raise ValueError(f"parallel must be a minidense.options.Parallel, got {type(parallel).__name__}")
-    distributed.check_run(parallel, device, batch_size)  # on every rank alike, before any collective
-    num_train, num_test = (getattr(batches, "num_examples", None) for batches in (train_iter, test_iter))
-    if distributed.world_size() > 1:  # each rank its share of every batch
-        train_iter, test_iter = distributed.shard(train_iter, test_iter)
-        steps_per_epoch = len(train_iter)
-    levers = resolve_levers(levers, device, batch_size if getattr(test_iter, "batch_size", None) is not None else None)
-    levers = distributed.broadcast_object(levers)  # every rank computes alike: rank 0's probes decide
-    if recipe.augments:
-        train_iter = train_iter.augmented(recipe.translate, recipe.flip)
-    memory_format = levers.memory_format
-    progress = not _in_notebook() if progress is None else progress
-    if not distributed.is_main():  # rank 0 alone prints, shows progress and calls back
-        verbose, progress, callback = False, False, None
-    if checkpoint is not None:
-        check_writable(checkpoint)
-
-    model = prepared(net, levers, device)
-    optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
-    scheduler = _make_scheduler(optimizer, recipe.schedule, recipe.lr, num_epochs * steps_per_epoch)
-    ema = None
-    if recipe.ema_decay is not None:
-        ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=ema_with_warmup(recipe.ema_decay))
-
-    run = dict(num_epochs=num_epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
-               num_train=num_train, num_test=num_test)
-    history = History(provenance=provenance(device, profile, recipe=recipe, levers=levers,
-                                            **{k: v for k, v in run.items() if k != "steps_per_epoch"},
-                                            **distributed.describe(parallel)))
-    start_epoch = 0
-    if resume and Path(checkpoint).exists():
-        state = _load_checkpoint(checkpoint, net, {"recipe": dataclasses.asdict(recipe), "run": run})
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        _set_rng_states(state["rng"])
-        start_epoch, history = state["epoch"], History.from_dict(state["history"])
-        if verbose:
+    settings, train_iter, test_iter = _settings(train_iter, test_iter, num_epochs, lr, device, recipe, levers,
+                                                parallel, profile)
+    saved = None if checkpoint is None else Checkpoint(checkpoint, settings.recipe, settings.shape)
+    model = prepared(net, settings.levers, settings.device)
+    optimisation = Optimisation(net, settings.recipe, settings.num_epochs * settings.steps_per_epoch)
+    history, start_epoch = History(provenance=settings.provenance()), 0
+    if resume and saved.exists():
+        start_epoch, history = saved.restore(net, optimisation)
+        if verbose and distributed.is_main():
             print(f"resuming from {checkpoint} after epoch {start_epoch}")
     distributed.agree(start_epoch, f"the epoch to start from (does every machine see the same {checkpoint}?)")
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=(num_epochs - start_epoch) * steps_per_epoch, unit="batch", leave=False)
-    if callback is not None:
-        for record in history.records:
-            callback(record["epoch"], record)
-    report_every = max(1, steps_per_epoch // 5)
-
-    # Under torchrun a step runs through DistributedDataParallel; evaluation runs the network itself.
-    stepped = distributed.data_parallel(net, device, parallel.sync_bn, levers.compile) \
-        if distributed.world_size() > 1 else contextlib.nullcontext(model)
-    with levers_in_effect(net, levers), stepped as step_model:
-        for epoch in range(start_epoch, num_epochs):
-            net.train()
-            if hasattr(train_iter, "set_epoch"):
-                train_iter.set_epoch(epoch)
-            metrics = RunningMetrics(device)  # read once per report: no host sync per step
-            _sync(device)
-            start = time.perf_counter()
-            for i, (X, y) in enumerate(train_iter):
-                X, y = _to_device(X, y, device, memory_format)
-                training_step(step_model, optimizer, X, y, levers=levers, label_smoothing=recipe.label_smoothing,
-                              metrics=metrics)
-                if scheduler is not None:
-                    scheduler.step()
-                if ema is not None:
-                    ema.update_parameters(net)
-                if bar is not None:
-                    bar.update()
-                if callback is not None and (i + 1) % report_every == 0 and i + 1 < steps_per_epoch:
-                    callback(epoch + (i + 1) / steps_per_epoch, metrics.read())
-            _sync(device)
-            seconds = time.perf_counter() - start
-            loss_sum, correct, n = distributed.sum_over_ranks(metrics.loss_sum, metrics.correct, metrics.n)
-            epoch_metrics = {"train_loss": loss_sum / n, "train_acc": correct / n}  # every rank's share
-            train_loss = epoch_metrics["train_loss"]
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(
-                    f"the training loss became {train_loss} in epoch {epoch + 1}: the weights are lost. "
-                    f"Lower the learning rate (now {recipe.lr:g}); the checkpoint, if any, keeps the last good epoch")
-
-            accuracies = _evaluate(model, ema, train_iter, test_iter, epoch, device, recipe, levers,
-                                   every_way=epoch + 1 == num_epochs)
-            record = dict(epoch=epoch + 1, **epoch_metrics, test_acc=accuracies.pop("test_acc"),
-                          examples_per_sec=n / seconds, seconds=seconds,
-                          **accuracies)
-            history.append(**record)
-            if callback is not None:
-                callback(epoch + 1, record)
-            if checkpoint is not None and distributed.is_main():
-                _save_checkpoint(checkpoint, {
-                    "epoch": epoch + 1, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "ema": ema.state_dict() if ema is not None else None, "rng": _rng_states(),
-                    "history": history.to_dict(), "recipe": dataclasses.asdict(recipe), "run": run})
-
-    if bar is not None:
-        bar.close()
-    if callback is not None and hasattr(callback, "close"):
-        callback.close()
-    if verbose and history.records:
+    progress = _Progress(settings, start_epoch, history, callback, progress)
+    with levers_in_effect(net, settings.levers), _data_parallel(net, model, settings) as step_model:
+        for epoch in range(start_epoch, settings.num_epochs):
+            metrics, timing = _train_epoch(step_model, net, optimisation, train_iter, epoch, settings, progress)
+            accuracies = _evaluate(model, optimisation.ema, train_iter, test_iter, epoch, settings,
+                                   every_way=epoch + 1 == settings.num_epochs)
+            history.append(epoch=epoch + 1, **metrics, test_acc=accuracies.pop("test_acc"), **timing, **accuracies)
+            progress.epoch(history.last)
+            if saved is not None and distributed.is_main():
+                saved.save(epoch + 1, net, optimisation, history)
+    progress.close()
+    if verbose and distributed.is_main() and history.records:
         print(history.summary())
     return history
 
 
-def _evaluate(model, ema, train_iter, test_iter, epoch, device, recipe, levers, every_way):
-    """``{"test_acc": ...}`` as the recipe evaluates; with ``every_way``, each other way too."""
-    nets = {"last": model} if ema is None else {"ema": ema.module, "last": model}
-    accuracies = {}
-    for name, net in nets.items():
-        if recipe.precise_bn:
-            # The same batches for every network evaluated; the RNG of augmentation is seeded per epoch.
-            if hasattr(train_iter, "set_epoch"):
-                train_iter.set_epoch(epoch)
-            recompute_bn_statistics(net, train_iter, recipe.precise_bn, device, levers=levers)
-        distributed.average_bn_statistics(net)  # under torchrun: every rank evaluates with the same statistics
-        for tta in ((recipe.tta, not recipe.tta) if every_way and (recipe.tta or ema is not None) else (recipe.tta,)):
-            key = f"test_acc_{name}{'_tta' if tta else ''}"
-            accuracies[key] = evaluate_accuracy(net, test_iter, device, levers=levers, tta=tta)
-        if not every_way:
-            break
-    official = f"test_acc_{'ema' if ema is not None else 'last'}{'_tta' if recipe.tta else ''}"
-    result = {"test_acc": accuracies.pop(official) if not every_way else accuracies[official]}
-    if every_way and len(accuracies) > 1:
-        result.update(accuracies)
-    return result
+def _data_parallel(net, model, settings):
+    """What a training step calls: under torchrun ``DistributedDataParallel`` around ``net``, else ``model``.
+    (Evaluation runs the network itself.)"""
+    if distributed.world_size() > 1:
+        return distributed.data_parallel(net, settings.device, settings.parallel.sync_bn, settings.levers.compile)
+    return contextlib.nullcontext(model)
 
 
 def _in_notebook():
