@@ -252,6 +252,18 @@ def _check_drop_rate(drop_rate):
         raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate!r}")
 
 
+def _paper_stem(stem, in_channels, num_init_features):
+    """The first layers, by name: ``"imagenet"`` (Conv 7x7/2, BN, ReLU, MaxPool 3x3/2) or ``"cifar"`` (Conv 3x3)."""
+    if stem == "imagenet":
+        return OrderedDict(
+            conv0=nn.Conv2d(in_channels, num_init_features, kernel_size=7, stride=2, padding=3, bias=False),
+            norm0=nn.BatchNorm2d(num_init_features),
+            relu0=nn.ReLU(inplace=True),
+            pool0=nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+        )
+    return OrderedDict(conv0=nn.Conv2d(in_channels, num_init_features, kernel_size=3, padding=1, bias=False))
+
+
 class DenseNet(nn.Module):
     """The paper's DenseNet: DenseNet-B (bottleneck), -C (compression) and -BC, ImageNet or CIFAR stem.
 
@@ -296,16 +308,7 @@ class DenseNet(nn.Module):
         self.in_channels = in_channels
         self.growth_rate = growth_rate
         self.block_config = tuple(block_config)
-        if stem == "imagenet":
-            layers = OrderedDict(
-                conv0=nn.Conv2d(in_channels, num_init_features, kernel_size=7, stride=2, padding=3, bias=False),
-                norm0=nn.BatchNorm2d(num_init_features),
-                relu0=nn.ReLU(inplace=True),
-                pool0=nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-            )
-        else:
-            layers = OrderedDict(
-                conv0=nn.Conv2d(in_channels, num_init_features, kernel_size=3, padding=1, bias=False))
+        layers = _paper_stem(stem, in_channels, num_init_features)
         num_features = num_init_features
         for i, num_layers in enumerate(block_config, start=1):
             layers[f"denseblock{i}"] = _DenseBlock(num_layers, num_features, growth_rate, bottleneck, bn_size,
