@@ -1,5 +1,6 @@
 """The book's DenseNet: shapes, the 758,226 parameters counted by hand, d2l's network, clear errors."""
 
+import importlib.util
 import math
 
 import pytest
@@ -7,7 +8,16 @@ import torch
 from torch import nn
 
 import minidense
+from conftest import ROOT
 from minidense.models import min_input_size
+
+
+def d2l_densenet():
+    """d2l's DenseNet for Fashion-MNIST, the reference network the benchmarks run too (benchmarks/d2l_reference.py)."""
+    spec = importlib.util.spec_from_file_location("d2l_reference", ROOT / "benchmarks" / "d2l_reference.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    return reference.d2l_densenet()
 
 
 def num_params(module):
@@ -55,41 +65,6 @@ def test_transition_pool_switch_reaches_every_transition():
     assert pools == [nn.MaxPool2d] * 4  # the stem's max pool and three transitions
     pools = [type(m) for m in minidense.densenet().modules() if isinstance(m, (nn.AvgPool2d, nn.MaxPool2d))]
     assert pools == [nn.MaxPool2d] + [nn.AvgPool2d] * 3
-
-
-def d2l_densenet():
-    """d2l's DenseNet for Fashion-MNIST, written as the d2l chapter writes it (PyTorch, explicit channels)."""
-    def conv_block(input_channels, num_channels):
-        return nn.Sequential(nn.BatchNorm2d(input_channels), nn.ReLU(),
-                             nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1))
-
-    class DenseBlock(nn.Module):
-        def __init__(self, num_convs, input_channels, num_channels):
-            super().__init__()
-            self.net = nn.Sequential(*[conv_block(num_channels * i + input_channels, num_channels)
-                                       for i in range(num_convs)])
-
-        def forward(self, X):
-            for blk in self.net:
-                X = torch.cat((X, blk(X)), dim=1)
-            return X
-
-    def transition_block(input_channels, num_channels):
-        return nn.Sequential(nn.BatchNorm2d(input_channels), nn.ReLU(),
-                             nn.Conv2d(input_channels, num_channels, kernel_size=1),
-                             nn.AvgPool2d(kernel_size=2, stride=2))
-
-    b1 = nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3), nn.BatchNorm2d(64), nn.ReLU(),
-                       nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
-    num_channels, growth_rate, blks = 64, 32, []
-    for i, num_convs in enumerate([4, 4, 4, 4]):
-        blks.append(DenseBlock(num_convs, num_channels, growth_rate))
-        num_channels += num_convs * growth_rate
-        if i != 3:
-            blks.append(transition_block(num_channels, num_channels // 2))
-            num_channels = num_channels // 2
-    return nn.Sequential(b1, *blks, nn.BatchNorm2d(num_channels), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 1)),
-                         nn.Flatten(), nn.Linear(num_channels, 10))
 
 
 def test_identical_to_d2l_network_on_the_same_weights():
