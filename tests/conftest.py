@@ -73,6 +73,14 @@ def readme_build_command():
     return commands[0]
 
 
+def readme_zh_build_command():
+    """README's command that builds the Chinese edition into ``_build/html/zh`` (after the English one)."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line.strip() for line in readme.splitlines() if line.strip().startswith("python book/_ext/zh.py build")]
+    assert len(commands) == 1, f"README should give one Chinese-build command, found {commands}"
+    return commands[0]
+
+
 def toc_pages():
     """The pages of ``_toc.yml`` in reading order, as paths without suffix (``book/intro``, ...)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -102,16 +110,21 @@ class BookBuild:
 
 @pytest.fixture(scope="session")
 def book_build():
-    """Builds the book with README's command, once per session, into a fresh ``_build/html``.
+    """Builds the book with README's command, once per session, into a fresh ``_build/html``, then
+    the Chinese edition with README's command into ``_build/html/zh`` (the site publishes both).
 
     Executed notebooks stay cached in ``_build/.jupyter_cache``; pages and doctrees are rebuilt,
     so no page of an earlier build (a chapter since removed) survives to be tested.
     """
     command = readme_build_command()
-    for stale in (BUILD_DIR / "html", BUILD_DIR / ".doctrees"):
+    for stale in (BUILD_DIR / "html", BUILD_DIR / ".doctrees", BUILD_DIR / "zh"):
         shutil.rmtree(stale, ignore_errors=True)
     result = subprocess.run(shlex.split(command), cwd=ROOT, capture_output=True, text=True)
-    return BookBuild(command, result.returncode, result.stdout + result.stderr, BUILD_DIR / "html")
+    returncode, log = result.returncode, result.stdout + result.stderr
+    if returncode == 0:
+        zh = subprocess.run(shlex.split(readme_zh_build_command()), cwd=ROOT, capture_output=True, text=True)
+        returncode, log = zh.returncode, log + zh.stdout + zh.stderr
+    return BookBuild(command, returncode, log, BUILD_DIR / "html")
 
 
 @pytest.fixture(scope="session")
