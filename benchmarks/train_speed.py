@@ -46,6 +46,7 @@ matplotlib.use("Agg")  # train_ch6 draws an animated plot; off screen here
 
 import torch
 import torchvision
+from d2l_reference import d2l_densenet
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -58,6 +59,7 @@ from minidense.data import balanced_subset, data_root, load_fashion_mnist, resiz
 from minidense.hardware import device_name, resolve_levers
 from minidense.history import provenance
 from minidense.options import Levers
+from minidense.precision import DTYPES, autocast
 from minidense.training import (
     RunningMetrics,
     evaluate_accuracy,
@@ -73,58 +75,6 @@ D2L_WORKERS = 4  # d2l.get_dataloader_workers()
 ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 warnings.filterwarnings("ignore", message="This DataLoader will create")  # d2l's 4 workers on fewer cores
 warnings.filterwarnings("ignore", message="Attempting to set identical low and high xlims")  # 1-epoch plot
-
-
-# ---- d2l's network, as its DenseNet chapter writes it -------------------------------------------------
-
-def d2l_conv_block(input_channels, num_channels):
-    return nn.Sequential(
-        nn.BatchNorm2d(input_channels), nn.ReLU(),
-        nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1))
-
-
-class D2LDenseBlock(nn.Module):
-    def __init__(self, num_convs, input_channels, num_channels):
-        super().__init__()
-        layer = []
-        for i in range(num_convs):
-            layer.append(d2l_conv_block(num_channels * i + input_channels, num_channels))
-        self.net = nn.Sequential(*layer)
-
-    def forward(self, X):
-        for blk in self.net:
-            Y = blk(X)
-            X = torch.cat((X, Y), dim=1)
-        return X
-
-
-def d2l_transition_block(input_channels, num_channels):
-    return nn.Sequential(
-        nn.BatchNorm2d(input_channels), nn.ReLU(),
-        nn.Conv2d(input_channels, num_channels, kernel_size=1),
-        nn.AvgPool2d(kernel_size=2, stride=2))
-
-
-def d2l_densenet():
-    b1 = nn.Sequential(
-        nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
-        nn.BatchNorm2d(64), nn.ReLU(),
-        nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
-    num_channels, growth_rate = 64, 32
-    num_convs_in_dense_blocks = [4, 4, 4, 4]
-    blks = []
-    for i, num_convs in enumerate(num_convs_in_dense_blocks):
-        blks.append(D2LDenseBlock(num_convs, num_channels, growth_rate))
-        num_channels += num_convs * growth_rate
-        if i != len(num_convs_in_dense_blocks) - 1:
-            blks.append(d2l_transition_block(num_channels, num_channels // 2))
-            num_channels = num_channels // 2
-    return nn.Sequential(
-        b1, *blks,
-        nn.BatchNorm2d(num_channels), nn.ReLU(),
-        nn.AdaptiveAvgPool2d((1, 1)),
-        nn.Flatten(),
-        nn.Linear(num_channels, 10))
 
 
 # ---- the d2l data pipeline on our root and our subset ---------------------------------------------------
@@ -185,12 +135,12 @@ def matmul_peak(device, dtype, sizes, repeats):
     return best
 
 
-def saved_bytes_per_image(net, X, y, bf16, device):
+def saved_bytes_per_image(net, X, y, precision, device):
     """Memory one training image costs: what autograd saves for backward (CPU), or the CUDA peak."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(device, precision):
             loss = F.cross_entropy(net(X), y)
         loss.backward()
         net.zero_grad(set_to_none=True)
@@ -203,7 +153,7 @@ def saved_bytes_per_image(net, X, y, bf16, device):
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), \
-            torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            autocast(device, precision):
         loss = F.cross_entropy(net(X), y)
     loss.backward()
     net.zero_grad(set_to_none=True)
@@ -294,11 +244,11 @@ def _one_batch(args, device, root):
 
 
 def measure_hardware(args):
-    device, _, _ = _setting(args)
+    device, levers, _ = _setting(args)
     flops = flops_per_image(args.resize)
     sizes, repeats = ((256,), 3) if args.smoke else ((512, 1024, 2048, 4096), 5)
-    peaks = {precision: matmul_peak(device, dtype, sizes, repeats)
-             for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    peaks = {precision: matmul_peak(device, DTYPES[precision], sizes, repeats)
+             for precision in dict.fromkeys(("fp32", "bf16", levers.precision))}
     return {"flops_per_image": flops, "matmul_flops_per_sec": peaks,
             "limit_images_per_sec": {k: v / flops for k, v in peaks.items()}}
 
@@ -350,7 +300,7 @@ def measure_steps_malloc_as_it_comes(args):
     d2l_net = d2l_densenet().to(device)
     steps = {"d2l train_ch6 step": d2l_step(d2l_net, torch.optim.SGD(d2l_net.parameters(), lr=args.lr), X, y)}
     with contextlib.ExitStack() as stack:
-        none = resolve_levers(Levers(bf16=False, channels_last=False, inplace_relu=False, host_sync=True,
+        none = resolve_levers(Levers(precision="fp32", channels_last=False, inplace_relu=False, host_sync=True,
                                      keep_freed_memory=False), device)
         steps["no levers (fp32, contiguous, host sync)"] = minidense_step(stack, none, X, y, args.lr, args.seed, device)
         if levers.keep_freed_memory:
@@ -368,8 +318,8 @@ def measure_steps_memory_kept(args):
     X, y, eval_iter = _one_batch(args, device, root)
     with keep_freed_memory(levers.keep_freed_memory), contextlib.ExitStack() as stack:
         variants = {"minidense, all levers (probed defaults)": levers}
-        if levers.bf16:
-            variants["- bf16 autocast"] = levers.replace(bf16=False)
+        if levers.precision != "fp32":
+            variants[f"- {levers.precision} autocast"] = levers.replace(precision="fp32")
         if levers.channels_last:
             variants["- channels_last"] = levers.replace(channels_last=False)
         variants["- in-place ReLU after BN"] = levers.replace(inplace_relu=False)
@@ -410,10 +360,10 @@ def measure_memory(args):
     Xs, ys = X[:min(len(y), 32)], y[:min(len(y), 32)]
     ours_net = minidense.densenet().to(device, memory_format=levers.memory_format)
     with inplace_relu_after_bn(ours_net):
-        ours = saved_bytes_per_image(ours_net, Xs.contiguous(memory_format=levers.memory_format), ys, levers.bf16,
-                                     device)
+        ours = saved_bytes_per_image(ours_net, Xs.contiguous(memory_format=levers.memory_format), ys,
+                                     levers.precision, device)
     return {"what": "max_memory_allocated" if device.type == "cuda" else "tensors autograd saves for backward",
-            "d2l": saved_bytes_per_image(d2l_densenet().to(device), Xs, ys, False, device), "minidense": ours}
+            "d2l": saved_bytes_per_image(d2l_densenet().to(device), Xs, ys, "fp32", device), "minidense": ours}
 
 
 MEASUREMENTS = {f.__name__.removeprefix("measure_"): f for f in (
@@ -466,8 +416,8 @@ def run(args, argv):
     ablation = []
     for name, (first_seconds, median) in seconds.items():
         rate = args.batch_size / median
-        precision = "bf16" if (levers.bf16 and name not in ("d2l train_ch6 step", "- bf16 autocast")
-                               and not name.startswith("no levers")) else "fp32"
+        precision = levers.precision if (name not in ("d2l train_ch6 step", f"- {levers.precision} autocast")
+                                         and not name.startswith("no levers")) else "fp32"
         ablation.append({"configuration": name, "images_per_sec": rate, "vs_d2l_step": rate / d2l_rate,
                          "precision": precision, "fraction_of_limit": rate / limit[precision],
                          "first_step_seconds": first_seconds})

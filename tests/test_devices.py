@@ -63,3 +63,25 @@ def test_on_a_machine_with_one_gpu_cuda_3_is_refused_and_cuda_0_accepted(one_gpu
         resolve_device("cuda:3")
     with pytest.raises(ValueError, match="'cuda'"):
         resolve_device("gpu")
+
+
+@pytest.mark.parametrize("argv", [["train", "--device", "tpu"], ["train", "--device", "gpu"],
+                                  ["compare", "--vary", "transition_pool=avg,max", "--device", "tpu"]])
+def test_the_command_line_refuses_a_device_before_reading_any_data(no_cuda, argv, capsys, monkeypatch, tmp_path):
+    from minidense import data
+    from minidense.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data, "read_fashion_mnist", lambda *a, **k: pytest.fail("data read before the device check"))
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"device {argv[argv.index('--device') + 1]!r}: " in err
+    assert "This machine has: cpu (" in err
+
+
+def test_compare_refuses_cuda_3_on_a_machine_with_one_gpu_before_training(one_gpu):
+    import minidense
+
+    with pytest.raises(ValueError, match="there is no GPU 3"):
+        minidense.compare({"avg": {"transition_pool": "avg"}}, seeds=[0], profile="smoke", device="cuda:3")

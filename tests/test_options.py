@@ -125,12 +125,12 @@ def test_levers_given_are_kept_and_none_is_decided_by_the_probes(monkeypatch):
     asked = []
     monkeypatch.setattr(hardware, "bf16_pays", lambda device: asked.append(("bf16", device.type)) or True)
     monkeypatch.setattr(hardware, "channels_last_pays",
-                        lambda device, bf16: asked.append(("channels_last", device.type, bf16)) or False)
+                        lambda device, precision: asked.append(("channels_last", device.type, precision)) or False)
     monkeypatch.setattr(allocator, "can_keep_freed_memory", lambda: True)
     resolved = resolve_levers(Levers(), "cpu", batch_size=128)
     assert (resolved.bf16, resolved.channels_last, resolved.eval_batch_size, resolved.keep_freed_memory) == \
         (True, False, 128, True)
-    assert asked == [("bf16", "cpu"), ("channels_last", "cpu", True)]  # channels-last probed in the precision chosen
+    assert asked == [("bf16", "cpu"), ("channels_last", "cpu", "bf16")]  # channels-last probed in the precision chosen
     assert (resolved.compile, resolved.inplace_relu, resolved.host_sync) == (False, True, False)  # the defaults
 
     asked.clear()
@@ -174,7 +174,7 @@ def test_default_eval_batch_size_refuses_a_bad_batch(value):
 def test_fields_are_listed_in_their_order():
     assert list(fields_of(Recipe)) == ["lr", "momentum", "nesterov", "weight_decay", "schedule", "precise_bn",
                                        "label_smoothing", "translate", "flip", "ema_decay", "tta"]
-    assert list(fields_of(Levers)) == ["bf16", "channels_last", "compile", "eval_batch_size", "inplace_relu",
+    assert list(fields_of(Levers)) == ["precision", "channels_last", "compile", "eval_batch_size", "inplace_relu",
                                        "host_sync", "keep_freed_memory"]
     assert all(f.metadata["help"] for cls in (Recipe, Levers) for f in fields_of(cls).values())
     choices = fields_of(Recipe)["schedule"].metadata["choices"]
@@ -186,7 +186,7 @@ def test_fields_are_listed_in_their_order():
     (Recipe, "nesterov", "true", True), (Recipe, "flip", "False", False), (Recipe, "tta", "TRUE", True),
     (Recipe, "schedule", "none", None), (Recipe, "schedule", "None", None), (Recipe, "schedule", "cosine", "cosine"),
     (Recipe, "ema_decay", "none", None), (Recipe, "ema_decay", "None", None), (Recipe, "ema_decay", "0.9", 0.9),
-    (Levers, "bf16", "none", None), (Levers, "bf16", "false", False), (Levers, "eval_batch_size", "512", 512),
+    (Levers, "precision", "none", None), (Levers, "precision", "fp16", "fp16"), (Levers, "eval_batch_size", "512", 512),
     (Levers, "eval_batch_size", "NONE", None),
 ])
 def test_parse_field_reads_each_kind_of_value(cls, name, text, value):

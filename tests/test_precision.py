@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from minidense import precision
-from minidense.precision import autocast, backward_and_step, cuda_precision, default_precision, grad_scaler
+from minidense import hardware
+from minidense.hardware import bf16_pays, default_precision
+from minidense.precision import autocast, backward_and_step, cuda_precision, grad_scaler
 
 
 @pytest.mark.parametrize("gpu, capability, expected", [
@@ -30,11 +31,12 @@ def test_the_default_on_cuda_reads_the_gpus_compute_capability(monkeypatch, capa
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert default_precision("cuda:0") == expected
     assert asked == [torch.device("cuda:0")]
+    assert bf16_pays("cuda:0") == (expected == "bf16")  # the T4's emulated bf16 does not pay
 
 
 @pytest.mark.parametrize("bf16_pays, expected", [(True, "bf16"), (False, "fp32")])
 def test_the_default_on_a_cpu_is_bf16_where_it_pays_else_fp32(monkeypatch, bf16_pays, expected):
-    monkeypatch.setattr(precision, "bf16_pays", lambda device: bf16_pays)
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device: bf16_pays)
     assert default_precision("cpu") == expected
 
 
@@ -107,3 +109,80 @@ def test_a_scaled_fp16_step_moves_the_weights_as_an_fp32_step_does():
     backward_and_step(nn.functional.cross_entropy(reference(X), y), torch.optim.SGD(reference.parameters(), lr=0.1))
     for p, q in zip(net.parameters(), reference.parameters()):
         torch.testing.assert_close(p, q, atol=2e-3, rtol=0)  # fp16's 11-bit mantissa, unscaled back to fp32
+
+
+# ---- the precision lever: its old spelling, old records and their keys ----------------------------------------
+
+def test_the_lever_takes_one_of_three_precisions_or_none():
+    from minidense import Levers
+
+    assert [Levers(precision=p).precision for p in (None, "fp32", "bf16", "fp16")] == [None, "fp32", "bf16", "fp16"]
+    with pytest.raises(ValueError, match=r"precision must be one of fp32, bf16, fp16 \(or None: decided for the "
+                                         r"device\), got 'fp64'"):
+        Levers(precision="fp64")
+
+
+def test_the_old_bf16_switch_still_spells_bf16_and_fp32():
+    from minidense import Levers
+
+    assert Levers(bf16=True) == Levers(precision="bf16") and Levers(bf16=False) == Levers(precision="fp32")
+    assert Levers(precision="fp32").replace(bf16=True).precision == "bf16"
+    assert [Levers(precision=p).bf16 for p in (None, "fp32", "bf16", "fp16")] == [None, False, True, False]
+    with pytest.raises(ValueError, match="bf16=True contradicts precision='fp16'"):
+        Levers(bf16=True, precision="fp16")
+    with pytest.raises(ValueError, match="bf16 must be True or False, got 'yes'"):
+        Levers(bf16="yes")
+
+
+def test_a_run_recorded_with_the_bf16_switch_gives_back_its_precision():
+    from minidense import History
+
+    assert History(provenance={"bf16": True, "channels_last": True}).levers.precision == "bf16"
+    assert History(provenance={"bf16": False}).levers.precision == "fp32"
+    assert History(provenance={"precision": "fp16"}).levers.precision == "fp16"
+
+
+def test_fp32_and_bf16_runs_keep_the_keys_they_had_under_the_bf16_switch():
+    import hashlib
+    import json
+
+    from minidense.experiments import FashionMNISTRun, format_value
+
+    run = FashionMNISTRun("smoke", device="cpu")
+    for precision, bf16 in (("fp32", False), ("bf16", True)):
+        full = {k: v for k, v in run.resolve({"precision": precision}).items() if k != "precision"}
+        as_recorded = json.dumps({"seed": 0, **{k: format_value(v) for k, v in {**full, "bf16": bf16}.items()}},
+                                 sort_keys=True)
+        assert run.key({"precision": precision}, 0) == hashlib.sha256(as_recorded.encode()).hexdigest()[:16]
+        assert run.key({"bf16": bf16}, 0) == run.key({"precision": precision}, 0)  # compare's old key
+    keys = {run.key({"precision": p}, 0) for p in ("fp32", "bf16", "fp16")}
+    assert len(keys) == 3
+
+
+def test_every_recorded_comparison_keeps_its_key():
+    import json
+
+    from conftest import ROOT
+    from minidense.experiments import SETTINGS, FashionMNISTRun
+
+    runners, checked = {}, 0
+    for path in sorted((ROOT / "book" / "results").glob("*/runs/*.json")):
+        record = json.loads(path.read_text())
+        settings = {k: None if v == "none" else SETTINGS[k](v) for k, v in json.loads(record["settings"]).items()}
+        run = runners.setdefault(record["profile"], FashionMNISTRun(record["profile"], device="cpu"))
+        assert run.key(settings, record["seed"]) == record["key"], path.name
+        checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--precision", "fp64"], "--precision: expected one of fp32, bf16, fp16, got 'fp64'"),
+    (["train", "--bf16", "--precision", "fp16"], "bf16=True contradicts precision='fp16'"),
+    (["train", "--device", "tpu"], "device 'tpu': a TPU needs torch_xla"),
+])
+def test_the_command_line_refuses_a_bad_precision_or_device(argv, message, capsys):
+    from minidense.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

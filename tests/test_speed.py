@@ -34,7 +34,7 @@ def small_data(data_root):
 def test_probes_answer_yes_or_no_and_leave_the_global_rng_alone():
     state = torch.get_rng_state()
     assert isinstance(bf16_pays("cpu"), bool)
-    assert isinstance(channels_last_pays("cpu", bf16=False), bool)
+    assert isinstance(channels_last_pays("cpu", "fp32"), bool)
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -48,7 +48,7 @@ def probe_file(monkeypatch, tmp_path):
 
 
 def test_a_probe_answer_is_stored_and_later_processes_reuse_it(probe_file, monkeypatch):
-    answer = channels_last_pays("cpu", bf16=False)
+    answer = channels_last_pays("cpu", "fp32")
     stored = json.loads(probe_file.read_text())
     (key,) = stored
     assert "channels-last" in key and "fp32" in key and stored[key] == answer
@@ -57,7 +57,7 @@ def test_a_probe_answer_is_stored_and_later_processes_reuse_it(probe_file, monke
     hardware._channels_last_pays.cache_clear()
     probe_file.write_text(json.dumps({key: not answer}))
     monkeypatch.setattr(hardware, "_channels_last_step_is_faster", lambda *args: pytest.fail("measured again"))
-    assert channels_last_pays("cpu", bf16=False) is (not answer)
+    assert channels_last_pays("cpu", "fp32") is (not answer)
 
     forget_probes()
     assert not probe_file.exists()
@@ -66,7 +66,7 @@ def test_a_probe_answer_is_stored_and_later_processes_reuse_it(probe_file, monke
 def test_an_unreadable_probe_file_is_measured_again_and_rewritten(probe_file):
     probe_file.parent.mkdir(parents=True)
     probe_file.write_text("{not json")
-    answer = channels_last_pays("cpu", bf16=False)
+    answer = channels_last_pays("cpu", "fp32")
     assert list(json.loads(probe_file.read_text()).values()) == [answer]
 
 

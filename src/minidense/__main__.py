@@ -18,6 +18,7 @@ from minidense import distributed
 from minidense._files import atomic_write, check_writable
 from minidense.blocks import POOLS
 from minidense.data import load_fashion_mnist
+from minidense.devices import resolve_device
 from minidense.models import densenet
 from minidense.options import RECIPES, Levers, Parallel, Recipe, fields_of, parse_field
 from minidense.options import recipe as get_recipe
@@ -93,8 +94,11 @@ def _train_parser(subparsers):
                         "recipe and the number of epochs must be the checkpoint's)")
     _add_option_flags(parser.add_argument_group("recipe", "how the weights are optimised (default: the "
                                                 "recipe's)"), Recipe)
-    _add_option_flags(parser.add_argument_group("speed levers", "how fast, never what is computed; left out, "
-                                                "decided for this machine"), Levers)
+    levers = parser.add_argument_group("speed levers", "how fast, never what is computed; left out, decided for "
+                                       "this machine")
+    _add_option_flags(levers, Levers)
+    levers.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                        help="the old spelling of --precision bf16 (--no-bf16: --precision fp32)")
     _add_option_flags(parser.add_argument_group("several processes", "under torchrun --nproc_per_node=N -m "
                                                 "minidense train ...: --batch-size is the global batch, split "
                                                 "evenly over the N processes, at the single process's "
@@ -109,10 +113,12 @@ def _run_train(args, parser):
     p = profile(args.profile)
     try:
         recipe = get_recipe(args.recipe or p.recipe).replace(**_options_from(args, Recipe))
-        levers = Levers(**_options_from(args, Levers))
+        levers = Levers(**_options_from(args, Levers), bf16=args.bf16)
         parallel = Parallel(**_options_from(args, Parallel))
     except (ValueError, TypeError) as error:
         parser.error(str(error))
+    if args.device is not None:
+        resolve_device(args.device)  # a device this machine lacks: refused before any data is read
     num_epochs = args.epochs or p.num_epochs
     batch_size = args.batch_size or p.batch_size
     out = args.out or Path("runs") / f"train-{p.name}-{_timestamp()}.json"

@@ -22,9 +22,10 @@ import torch
 
 from minidense._files import atomic_write, write_json
 from minidense.blocks import POOLS
-from minidense.hardware import default_device, device_name, resolve_levers
+from minidense.devices import resolve_device
+from minidense.hardware import device_name, resolve_levers
 from minidense.history import command_line, git_commit
-from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field
+from minidense.options import RECIPES, Levers, Recipe, fields_of, key_settings, parse_field, precision_of_bf16
 from minidense.options import recipe as get_recipe
 from minidense.profiles import Profile
 from minidense.profiles import profile as get_profile
@@ -60,6 +61,12 @@ def _positive_int(text):
     return value
 
 
+def _true_or_false(text):
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
 def _field_parser(field):
     return lambda text: parse_field(field, text)
 
@@ -75,7 +82,8 @@ BUDGET_SETTINGS = dict.fromkeys(("num_epochs", "batch_size", "num_train", "num_t
 RECIPE_SETTINGS = {"recipe": _choice(tuple(RECIPES)),
                    **{name: _field_parser(field) for name, field in fields_of(Recipe).items()}}
 LEVER_SETTINGS = {name: _field_parser(field) for name, field in fields_of(Levers).items()}
-SETTINGS = {**MODEL_SETTINGS, **BUDGET_SETTINGS, **RECIPE_SETTINGS, **LEVER_SETTINGS}
+# bf16=true|false, the lever's name before fp16 joined, still means precision=bf16|fp32.
+SETTINGS = {**MODEL_SETTINGS, **BUDGET_SETTINGS, **RECIPE_SETTINGS, **LEVER_SETTINGS, "bf16": _true_or_false}
 _SPLIT_SIZES = {"num_train": 60_000, "num_test": 10_000}
 
 
@@ -166,7 +174,7 @@ class FashionMNISTRun:
 
     def __init__(self, profile=None, device=None, root=None, probe=None, checkpoints=None):
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)  # a device this machine lacks: refused before any data is read
         self.root = root
         self.probe = probe
         self.checkpoints = None if checkpoints is None else Path(checkpoints)
@@ -193,6 +201,9 @@ class FashionMNISTRun:
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(map(repr, unknown))}; "
                              f"choose from {', '.join(SETTINGS)}")
+        if "bf16" in settings:
+            settings = {**{k: v for k, v in settings.items() if k != "bf16"},
+                        "precision": precision_of_bf16(settings["bf16"], settings.get("precision"))}
         full = self.defaults()
         if "recipe" in settings:
             full.update(recipe=settings["recipe"], **dataclasses.asdict(get_recipe(settings["recipe"])))
@@ -209,8 +220,10 @@ class FashionMNISTRun:
         return Recipe(**{k: full[k] for k in fields_of(Recipe)})
 
     def key(self, settings, seed):
-        """A run's identity: a digest of every resolved setting and the seed (the same key, the same result)."""
-        full = self.resolve(settings)
+        """A run's identity: a digest of every resolved setting and the seed (the same key, the same result);
+        the precision spelled as the records written before fp16 joined spell it
+        (:func:`minidense.options.key_settings`)."""
+        full = key_settings(self.resolve(settings))
         text = json.dumps({"seed": seed, **{k: format_value(v) for k, v in sorted(full.items())}}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

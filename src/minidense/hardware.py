@@ -24,9 +24,10 @@ from minidense import allocator
 from minidense._checks import check_positive_int
 from minidense._files import atomic_write
 from minidense.options import Levers
+from minidense.precision import autocast, check_precision, cuda_precision
 
-__all__ = ["resolve_levers", "default_eval_batch_size", "bf16_pays", "channels_last_pays", "forget_probes",
-           "network_slice", "device_name", "default_device", "device_report"]
+__all__ = ["resolve_levers", "default_eval_batch_size", "default_precision", "bf16_pays", "channels_last_pays",
+           "forget_probes", "network_slice", "device_name", "default_device", "device_report"]
 
 
 def default_device():
@@ -37,21 +38,21 @@ def default_device():
 def resolve_levers(levers, device, batch_size=None):
     """``levers`` with every ``None`` decided for ``device``: the one place the levers' defaults are chosen.
 
-    bf16 where it pays (:func:`bf16_pays`), channels-last where it pays in that precision
-    (:func:`channels_last_pays`), freed memory kept on a CPU (where the C library allows it), and
+    the precision the device computes natively (:func:`default_precision`), channels-last where it
+    pays in that precision (:func:`channels_last_pays`), freed memory kept on a CPU (where the C library allows it), and
     the evaluation batch from the training batch ``batch_size`` (:func:`default_eval_batch_size`;
     without it, the test set's own batches are kept). A field already set stays as it is.
     """
     if not isinstance(levers, Levers):
         raise TypeError(f"levers must be a minidense.Levers, got {type(levers).__name__}")
     device = torch.device(device)
-    bf16 = bf16_pays(device) if levers.bf16 is None else levers.bf16
-    channels_last = channels_last_pays(device, bf16) if levers.channels_last is None else levers.channels_last
+    precision = default_precision(device) if levers.precision is None else levers.precision
+    channels_last = channels_last_pays(device, precision) if levers.channels_last is None else levers.channels_last
     eval_batch_size = levers.eval_batch_size
     if eval_batch_size is None and batch_size is not None:
         eval_batch_size = default_eval_batch_size(batch_size, device)
     keep = device.type == "cpu" if levers.keep_freed_memory is None else levers.keep_freed_memory
-    return levers.replace(bf16=bf16, channels_last=channels_last, eval_batch_size=eval_batch_size,
+    return levers.replace(precision=precision, channels_last=channels_last, eval_batch_size=eval_batch_size,
                           keep_freed_memory=bool(keep) and allocator.can_keep_freed_memory())
 
 
@@ -177,18 +178,34 @@ def _cpu_bf16_pays():
 
 
 def bf16_pays(device):
-    """Whether bf16 autocast speeds up ``device``: CUDA with bf16 support, or a CPU with native bf16.
+    """Whether bf16 autocast speeds up ``device``: a GPU with native bf16, or a CPU with native bf16.
 
-    On the CPU oneDNN must report native bf16 support, and a 256x256 matmul is then timed in
-    both precisions in back-to-back pairs (a fraction of a second, once per machine: the answer is
-    stored, see the module's docstring).
+    On CUDA the GPU's compute capability decides (:func:`minidense.precision.cuda_precision`; never
+    ``torch.cuda.is_bf16_supported()``, which counts emulated bf16). On the CPU oneDNN must report
+    native bf16 support, and a 256x256 matmul is then timed in both precisions in back-to-back pairs
+    (a fraction of a second, once per machine: the answer is stored, see the module's docstring).
     """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return cuda_precision(torch.cuda.get_device_capability(device)) == "bf16"
     if device.type == "cpu":
         return _cpu_bf16_pays()
     return False
+
+
+def default_precision(device):
+    """The precision ``device`` trains fastest in (:mod:`minidense.precision` says what each one is).
+
+    On CUDA from the GPU's compute capability (:func:`minidense.precision.cuda_precision`: bf16 from
+    8.0, fp16 from 7.0, e.g. on Colab's T4, else fp32); on a CPU ``"bf16"`` where :func:`bf16_pays`,
+    else ``"fp32"``; on any other device ``"fp32"``.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return cuda_precision(torch.cuda.get_device_capability(device))
+    if device.type == "cpu" and bf16_pays(device):
+        return "bf16"
+    return "fp32"
 
 
 def network_slice():
@@ -204,9 +221,9 @@ def network_slice():
     return nn.Sequential(net.stem, net.denseblock1, net.transition1)
 
 
-def _training_step(part, X, device, bf16):
+def _training_step(part, X, device, precision):
     def run():
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(device, precision):
             out = part(X)
         out.float().sum().backward()
         if device.type == "cuda":
@@ -214,23 +231,23 @@ def _training_step(part, X, device, bf16):
     return run
 
 
-def _channels_last_step_is_faster(device, bf16):
+def _channels_last_step_is_faster(device, precision):
     X = torch.rand(4, 1, 96, 96, generator=torch.Generator().manual_seed(0)).to(device)
     steps = []
     for memory_format in (torch.contiguous_format, torch.channels_last):
         part = network_slice().to(device, memory_format=memory_format)
-        steps.append(_training_step(part, X.contiguous(memory_format=memory_format), device, bf16))
+        steps.append(_training_step(part, X.contiguous(memory_format=memory_format), device, precision))
     return _median_time_ratio(*steps, device) < 1
 
 
 @functools.cache
-def _channels_last_pays(device_type, bf16):
+def _channels_last_pays(device_type, precision):
     device = torch.device(device_type)
-    return _remembered(device, f"channels-last training step faster ({'bf16' if bf16 else 'fp32'})",
-                       lambda: _channels_last_step_is_faster(device, bf16))
+    return _remembered(device, f"channels-last training step faster ({precision})",
+                       lambda: _channels_last_step_is_faster(device, precision))
 
 
-def channels_last_pays(device, bf16=False):
+def channels_last_pays(device, precision="fp32"):
     """Whether training runs faster on ``device`` in the channels-last memory format.
 
     Times one training step (forward and backward, 4 images at 96x96) of a slice of the book's
@@ -239,9 +256,12 @@ def channels_last_pays(device, bf16=False):
     processes' load does not decide the answer; once per machine and precision: the answer is
     stored, see the module's docstring). The answer depends on
     the precision: on a CPU with native bf16, oneDNN's bf16 convolutions want channels-last far
-    more than its fp32 ones do, so pass the ``bf16`` that training will use.
+    more than its fp32 ones do, so pass the ``precision`` that training will use (``True`` and
+    ``False``, the old ``bf16`` switch, mean bf16 and fp32).
     """
-    return _channels_last_pays(torch.device(device).type, bool(bf16))
+    if isinstance(precision, bool):
+        precision = "bf16" if precision else "fp32"
+    return _channels_last_pays(torch.device(device).type, check_precision(precision))
 
 
 def device_name(device):

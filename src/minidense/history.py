@@ -115,7 +115,9 @@ class History:
     def levers(self):
         """The :class:`minidense.Levers` the run trained and evaluated with, from its provenance: pass them to
         :func:`minidense.training.predict` or :func:`minidense.evaluate_accuracy` to evaluate as it did."""
-        return Levers(**{name: self.provenance[name] for name in fields_of(Levers) if name in self.provenance})
+        known = {name: self.provenance[name] for name in fields_of(Levers) if name in self.provenance}
+        # a run recorded before fp16 joined says bf16 True or False, for precision bf16 or fp32
+        return Levers(**known, bf16=None if "precision" in known else self.provenance.get("bf16"))
 
     @property
     def examples_per_sec(self):

@@ -11,16 +11,18 @@ History's provenance are generated from these fields.
 """
 
 import dataclasses
+import functools
 import math
 import numbers
 import typing
 
 import torch
 
-__all__ = ["Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "recipe", "fields_of", "parse_field",
-           "MAX_TRANSLATE"]
+__all__ = ["Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "PRECISIONS", "recipe", "fields_of",
+           "parse_field", "MAX_TRANSLATE", "precision_of_bf16", "key_settings"]
 
 SCHEDULES = (None, "step", "cosine", "onecycle")
+PRECISIONS = ("fp32", "bf16", "fp16")  # minidense.precision says what each needs
 MAX_TRANSLATE = 8  # pixels of the 28x28 image; more moves a garment mostly out of the frame
 
 
@@ -153,8 +155,11 @@ class Levers:
     """How fast training runs, never what it computes. ``None`` means: decided for the device by
     :func:`minidense.hardware.resolve_levers`."""
 
-    bf16: bool | None = _option(None, "bf16 autocast (default: where the hardware runs bf16 natively: CUDA "
-                                      "with bf16, a CPU with AVX-512 BF16 or AMX)")
+    precision: str | None = _option(None, "arithmetic of the forward and backward passes: fp32, bf16 under "
+                                          "autocast, or fp16 under autocast with a gradient scaler (default: "
+                                          "what the device computes natively: on CUDA bf16 from compute "
+                                          "capability 8.0, fp16 from 7.0, else fp32; on a CPU bf16 where it "
+                                          "has native bf16 and it measures faster, else fp32)", PRECISIONS)
     channels_last: bool | None = _option(None, "channels-last memory format (default: probed on this "
                                                "machine in the precision chosen)")
     compile: bool = _option(False, "torch.compile the network (refused under the smoke profile: it "
@@ -169,21 +174,69 @@ class Levers:
                                                    "with glibc)")
 
     def __post_init__(self):
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (or None: decided for the "
+                             f"device), got {self.precision!r}")
         if self.eval_batch_size is not None and (isinstance(self.eval_batch_size, bool) or not isinstance(
                 self.eval_batch_size, numbers.Integral) or self.eval_batch_size <= 0):
             raise ValueError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}")
 
     def replace(self, **changes):
+        if "bf16" in changes:
+            changes["precision"] = precision_of_bf16(changes.pop("bf16"), changes.get("precision"))
         return dataclasses.replace(self, **changes)
+
+    @property
+    def bf16(self):
+        """Whether the precision is bf16 (``None`` while undecided): the lever's name before fp16 joined."""
+        return None if self.precision is None else self.precision == "bf16"
 
     @property
     def resolved(self):
         """Whether every default is decided (:func:`minidense.hardware.resolve_levers` decides them)."""
-        return None not in (self.bf16, self.channels_last, self.keep_freed_memory)
+        return None not in (self.precision, self.channels_last, self.keep_freed_memory)
 
     @property
     def memory_format(self):
         return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def precision_of_bf16(bf16, precision=None):
+    """``precision`` as the old ``bf16`` switch says: True -> bf16, False -> fp32 (None: ``precision``)."""
+    if bf16 is None:
+        return precision
+    if not isinstance(bf16, bool):
+        raise ValueError(f"bf16 must be True or False, got {bf16!r}")
+    if precision is not None and precision != ("bf16" if bf16 else "fp32"):
+        raise ValueError(f"bf16={bf16} contradicts precision={precision!r}: give one of them")
+    return "bf16" if bf16 else "fp32"
+
+
+def _accepting_bf16(init):
+    """``Levers(bf16=True)`` and ``Levers(bf16=False)``, the spelling before fp16 joined, still work:
+    they mean ``precision="bf16"`` and ``precision="fp32"``."""
+    @functools.wraps(init)
+    def __init__(self, *args, bf16=None, **kwargs):
+        if bf16 is not None:
+            kwargs["precision"] = precision_of_bf16(bf16, kwargs.get("precision"))
+        init(self, *args, **kwargs)
+    return __init__
+
+
+Levers.__init__ = _accepting_bf16(Levers.__init__)
+
+
+def key_settings(settings):
+    """``settings`` (a dict of a run's settings) as its key spells them: a precision of fp32 or bf16 as
+    the ``bf16`` switch, False or True, that runs recorded before fp16 joined hold, so that their keys
+    stay what they were; fp16, which they could not have, as ``bf16`` False and ``precision`` fp16."""
+    if "precision" not in settings:
+        return dict(settings)
+    keyed = {k: v for k, v in settings.items() if k != "precision"}
+    keyed["bf16"] = settings["precision"] == "bf16"
+    if settings["precision"] == "fp16":
+        keyed["precision"] = "fp16"
+    return keyed
 
 
 @dataclasses.dataclass(frozen=True)

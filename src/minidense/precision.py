@@ -7,27 +7,24 @@ autocast is all it needs. fp16 has five bits of exponent: gradients smaller than
 gradients divided by it before the step (:class:`torch.amp.GradScaler`); a step whose gradients
 overflowed to inf or NaN is skipped and the scale halved, and after 2,000 good steps it doubles.
 
-Which precision pays is a property of the hardware:
-
-* CUDA: bf16 where the GPU computes it natively (compute capability 8.0 and up: A100, H100, RTX
-  30xx and later), fp16 where it has fp16 tensor cores but no bf16 ones (7.x: V100, and the T4 of
-  Colab's free tier), fp32 below. ``torch.cuda.is_bf16_supported()`` is not asked: by default it
-  counts emulated bf16 and says yes on a T4, where bf16 runs far slower than fp16.
-* A CPU: bf16 where its instructions compute it natively and a bf16 matrix product measures
-  faster than an fp32 one (:func:`minidense.hardware.bf16_pays`), else fp32. fp16 runs on a CPU too
-  (a choice, never the default).
+Which precision pays is a property of the hardware (:func:`minidense.hardware.default_precision`
+decides it for a device). On CUDA it follows from the GPU's compute capability alone
+(:func:`cuda_precision`): bf16 where the GPU computes it natively (8.0 and up: A100, H100, RTX 30xx
+and later), fp16 where it has fp16 tensor cores but no bf16 ones (7.x: V100, and the T4 of Colab's
+free tier), fp32 below. ``torch.cuda.is_bf16_supported()`` is not asked: by default it counts
+emulated bf16 and says yes on a T4, where bf16 runs far slower than fp16. fp16 runs on a CPU too
+(a choice, never the default there).
 """
 
 import contextlib
 
 import torch
 
-from minidense.hardware import bf16_pays
+from minidense.options import PRECISIONS
 
-__all__ = ["PRECISIONS", "DTYPES", "check_precision", "cuda_precision", "default_precision", "autocast",
-           "grad_scaler", "backward_and_step"]
+__all__ = ["PRECISIONS", "DTYPES", "check_precision", "cuda_precision", "autocast", "grad_scaler",
+           "backward_and_step"]
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NATIVE_BF16 = (8, 0)  # compute capability from which a GPU computes bf16 natively (Ampere)
 FP16_TENSOR_CORES = (7, 0)  # compute capability from which a GPU has fp16 tensor cores (Volta)
@@ -51,20 +48,6 @@ def cuda_precision(capability):
         return "bf16"
     if capability >= FP16_TENSOR_CORES:
         return "fp16"
-    return "fp32"
-
-
-def default_precision(device):
-    """The precision ``device`` trains fastest in, without changing what is learned (see the module).
-
-    On CUDA from the GPU's compute capability (:func:`cuda_precision`); on a CPU ``"bf16"`` where
-    :func:`minidense.hardware.bf16_pays`, else ``"fp32"``; on any other device ``"fp32"``.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return cuda_precision(torch.cuda.get_device_capability(device))
-    if device.type == "cpu" and bf16_pays(device):
-        return "bf16"
     return "fp32"
 
 
