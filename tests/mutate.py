@@ -51,9 +51,9 @@ TESTS = {
     "training.py": ["tests/test_training.py", "tests/test_schedules.py", "tests/test_recipe_parts.py",
                     "tests/test_levers_effect.py", "tests/test_speed.py"],
     "experiments.py": ["tests/test_compare_builds.py", "tests/test_experiments.py"],
-    "checkpoints.py": ["tests/test_resume_exact.py", "tests/test_faults.py"],
+    "checkpoints.py": ["tests/test_checkpoints.py"],
 }
-RESUME = ["tests/test_resume_exact.py", "tests/test_training.py"]  # the resume tests (one is marked slow)
+RESUME = ["tests/test_checkpoints.py"]  # the resume tests (one is marked slow)
 
 
 @dataclass

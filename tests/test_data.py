@@ -24,6 +24,7 @@ from minidense.data import FashionMNISTBatches
 
 # Fashion-MNIST loading: shapes, the class-balanced fixed subsets, seeded shuffling, resizing, bad files.
 
+
 def test_batches_have_the_promised_shapes_and_types(data_root):
     train_iter, test_iter = minidense.load_fashion_mnist(32, root=data_root, device="cpu", num_train=100,
                                                          num_test=50)

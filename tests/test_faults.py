@@ -114,25 +114,6 @@ def test_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
     assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
 
 
-class NoTraining:
-    """A training iterator that fails the test if any batch is drawn."""
-
-    batch_size = 8
-
-    def __len__(self):
-        return 4
-
-    def __iter__(self):
-        raise AssertionError("a batch was drawn before the bad input was reported")
-
-
-def test_unwritable_checkpoint_is_reported_before_the_first_step(tmp_path):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    with pytest.raises(OSError, match="cannot write"):
-        minidense.train(tiny_densenet(), NoTraining(), [], 1, 0.1, "cpu", checkpoint=blocker / "ckpt.pt", **EXACT)
-
-
 @pytest.mark.parametrize("argv, message", [
     (["--out", "{d}/a-file/h.json"], "cannot write"),
     (["--checkpoint", "{d}/a-file/c.pt"], "cannot write"),
@@ -161,44 +142,6 @@ def test_train_cli_header_prints_the_settings_in_use(data_root, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "3 epochs" in printed and "onecycle lr 0.04" in printed and "Nesterov" not in printed
     assert seen["recipe"].lr == 0.04 and seen["recipe"].nesterov is False and seen["num_epochs"] == 3
-
-
-@pytest.fixture
-def one_epoch_checkpoint(tiny_data, tmp_path):
-    checkpoint = tmp_path / "ckpt.pt"
-    recipe = Recipe(schedule="onecycle", momentum=0.9, nesterov=True)
-    minidense.train(tiny_densenet(), *tiny_data, 1, recipe=recipe, checkpoint=checkpoint, **EXACT)
-    return checkpoint, recipe
-
-
-@pytest.mark.parametrize("change, epochs, message", [
-    ({"lr": 0.05}, 1, "lr: checkpoint 0.1, now 0.05"),
-    ({"momentum": 0.5}, 1, "momentum: checkpoint 0.9, now 0.5"),
-    ({"nesterov": False}, 1, "nesterov: checkpoint True, now False"),
-    ({"schedule": None}, 1, "schedule: checkpoint 'onecycle', now None"),
-    ({}, 2, "num_epochs: checkpoint 1, now 2 (the onecycle schedule is laid out over the whole run)"),
-])
-def test_resume_with_a_changed_recipe_is_refused_naming_what_differs(one_epoch_checkpoint, tiny_data, change,
-                                                                    epochs, message):
-    checkpoint, recipe = one_epoch_checkpoint
-    with pytest.raises(ValueError) as error:
-        minidense.train(tiny_densenet(), *tiny_data, epochs, recipe=recipe.replace(**change), checkpoint=checkpoint,
-                        resume=True, **EXACT)
-    assert message in str(error.value) and "cannot resume" in str(error.value)
-
-
-def test_more_epochs_at_a_constant_learning_rate_continue_the_run(tiny_data, tmp_path):
-    checkpoint = tmp_path / "ckpt.pt"
-    minidense.train(tiny_densenet(), *tiny_data, 1, 0.1, checkpoint=checkpoint, **EXACT)
-    history = minidense.train(tiny_densenet(), *tiny_data, 2, 0.1, checkpoint=checkpoint, resume=True, **EXACT)
-    assert [r["epoch"] for r in history.records] == [1, 2]
-
-
-def test_a_checkpoint_without_an_optimiser_is_a_clear_error(tiny_data, tmp_path):
-    checkpoint = tmp_path / "ckpt.pt"
-    torch.save({"epoch": 1, "model": tiny_densenet().state_dict()}, checkpoint)
-    with pytest.raises(ValueError, match="not a minidense checkpoint of this version: it needs .*optimizer"):
-        minidense.train(tiny_densenet(), *tiny_data, 1, 0.1, checkpoint=checkpoint, resume=True, **EXACT)
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):

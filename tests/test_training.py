@@ -10,7 +10,7 @@ import torch
 import minidense
 from conftest import ROOT, tiny_densenet
 from minidense import history as history_module
-from minidense.options import Levers, Recipe
+from minidense.options import Levers
 
 EXACT = dict(levers=Levers(channels_last=False, bf16=False), verbose=False)  # the reference arithmetic: fp32, NCHW
 
@@ -87,67 +87,6 @@ def test_training_continues_from_the_weights_it_is_given(tiny_data):
     # a second call starts from `after`, not from a fresh initialisation
     history = minidense.train(net, *tiny_data, 1, 0.1, "cpu", **EXACT)
     assert history.records[0]["train_loss"] < 2.0
-
-
-class Interrupted(Exception):
-    pass
-
-
-class InterruptAtEpoch:
-    """Wraps a loader and raises in the middle of epoch ``stop`` (0-based), like a killed job."""
-
-    def __init__(self, loader, stop):
-        self.loader, self.stop = loader, stop
-
-    def __len__(self):
-        return len(self.loader)
-
-    def set_epoch(self, epoch):
-        self.loader.set_epoch(epoch)
-        self.epoch = epoch
-
-    def __iter__(self):
-        for i, batch in enumerate(self.loader):
-            if self.epoch == self.stop and i == 2:
-                raise Interrupted
-            yield batch
-
-
-@pytest.mark.parametrize("options", [{}, {"recipe": Recipe(schedule="onecycle", momentum=0.9, nesterov=True,
-                                                            weight_decay=5e-4, precise_bn=2)}])
-def test_resume_after_epoch_one_of_two_gives_the_same_final_weights(tiny_data, tmp_path, options):
-    train_iter, test_iter = tiny_data
-    whole = tiny_densenet()
-    minidense.train(whole, train_iter, test_iter, 2, 0.1, "cpu", **options, **EXACT)
-
-    checkpoint = tmp_path / "ckpt.pt"
-    with pytest.raises(Interrupted):
-        minidense.train(tiny_densenet(), InterruptAtEpoch(train_iter, 1), test_iter, 2, 0.1, "cpu",
-                        checkpoint=checkpoint, **options, **EXACT)
-    resumed = tiny_densenet(seed=99)  # different initial weights: everything must come from the checkpoint
-    history = minidense.train(resumed, train_iter, test_iter, 2, 0.1, "cpu", checkpoint=checkpoint,
-                              resume=True, **options, **EXACT)
-    assert [r["epoch"] for r in history.records] == [1, 2]
-    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
-
-
-def test_checkpoint_that_does_not_fit_the_network_is_a_clear_error(tiny_data, tmp_path):
-    checkpoint = tmp_path / "ckpt.pt"
-    minidense.train(tiny_densenet(), *tiny_data, 1, 0.1, "cpu", checkpoint=checkpoint, **EXACT)
-    torch.manual_seed(0)
-    other = minidense.densenet(growth_rate=8, convs_per_block=(2, 3))
-    with pytest.raises(ValueError) as error:
-        minidense.train(other, *tiny_data, 2, 0.1, "cpu", checkpoint=checkpoint, resume=True, **EXACT)
-    message = str(error.value)
-    assert "does not fit" in message and "missing keys: denseblock2.net.2" in message
-
-
-def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tmp_path):
-    checkpoint = tmp_path / "ckpt.pt"
-    checkpoint.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="is not a minidense checkpoint"):
-        minidense.train(tiny_densenet(), *tiny_data, 1, 0.1, "cpu", checkpoint=checkpoint, resume=True, **EXACT)
 
 
 @pytest.mark.parametrize("kwargs, message", [
