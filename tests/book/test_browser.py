@@ -246,3 +246,87 @@ def test_screenshot(browser, book_url, page, width):
     folder.mkdir(exist_ok=True)
     (folder / f"{page.split('/')[-1]}-{width}.png").write_bytes(base64.b64decode(shot["data"]))
     assert overflow <= 0, f"{page} is {overflow} px wider than a {columns} px screen: readers pan sideways"
+
+
+# --- The Chinese edition (published under zh/): what is translated so far ---
+
+def translated(page):
+    """Whether the page's catalog has any translation yet (the Chinese tests read what is translated)."""
+    import zh_notebooks
+
+    return bool(zh_notebooks.translations(page))
+
+
+TRANSLATED_PAGES = [page for page in PAGES if translated(page)]
+# The share of Chinese characters among a page's prose letters (code, maths, outputs, citations left out).
+CHINESE_SHARE = """
+const article = document.querySelector("article") || document.body;
+const prose = article.cloneNode(true);
+prose.querySelectorAll("pre, code, .highlight, .cell_output, mjx-container, script, style, table.glossary-terms, "
+                       + "div.citation, .bibtex-citation").forEach(e => e.remove());
+const text = prose.textContent;
+const chinese = (text.match(/[\\u4e00-\\u9fff]/g) || []).length;
+const latin = (text.match(/[A-Za-z]/g) || []).length;
+return chinese / Math.max(1, chinese + latin / 4);
+"""
+
+
+@pytest.mark.parametrize("page", TRANSLATED_PAGES)
+def test_chinese_page_renders_in_chinese_with_its_maths_figures_and_outputs(browser, book_url, page):
+    """A translated page reads in Chinese, with the English edition's maths, figures and outputs."""
+    from selenium.webdriver.common.by import By
+
+    console, failed = open_page(browser, page_url(book_url, f"zh/{page}"))
+    problems = [f"console error: {m}" for m in console] + [f"failed request: {r}" for r in failed]
+    if browser.execute_script("return document.documentElement.lang") != "zh-CN":
+        problems.append("the page is not marked lang=zh-CN")
+    maths = browser.execute_script(MATHS_REPORT)
+    problems += [f"maths not rendered: {m!r}" for m in maths["unrendered"] + maths["errors"] + maths["raw"]]
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight);")
+    images = browser.execute_script(IMAGES_REPORT)
+    problems += [f"image did not load: {i['src'][-80:]}" for i in images if not (i["complete"] and i["width"])]
+    if page_source(page).suffix == ".ipynb":
+        outputs, expected = len(browser.find_elements(By.CSS_SELECTOR, "div.cell_output")), executed_outputs(page)
+        if outputs != expected:
+            problems.append(f"{outputs} cell outputs on the page, {expected} in the executed notebook")
+    share = browser.execute_script(CHINESE_SHARE)
+    if share < 0.5:
+        problems.append(f"the prose is not mostly Chinese (Chinese share {share:.2f})")
+    assert not problems, f"zh/{page}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", [ROOT_PAGE, DENSE_BLOCK_PAGE, PAGES[-1]])
+def test_language_switch_lands_on_the_same_page_in_the_other_language(browser, book_url, page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    english, chinese = page_url(book_url, page), page_url(book_url, f"zh/{page}")
+    for here, there in ((english, chinese), (chinese, english)):
+        open_page(browser, here)
+        switch = browser.find_element(By.CSS_SELECTOR, "a.language-switch")
+        assert switch.is_displayed(), f"{here}: the language switch is not visible"
+        switch.click()
+        WebDriverWait(browser, 10).until(lambda b, there=there: b.current_url.split("#")[0] == there)
+
+
+def test_chinese_search_finds_growth_rate_in_the_dense_block_chapter(browser, book_url):
+    import zh_notebooks
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if not any("增长率" in text for text in zh_notebooks.translations(DENSE_BLOCK_PAGE).values()):
+        pytest.skip(f"{DENSE_BLOCK_PAGE} has no translation with 增长率 yet")
+    open_page(browser, page_url(book_url, f"zh/{ROOT_PAGE}"))
+    button = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button.search-button__button")
+                  if b.is_displayed())
+    button.click()
+    box = WebDriverWait(browser, 5).until(
+        EC.visibility_of_element_located((By.CSS_SELECTOR, "#pst-search-dialog input[name=q]")))
+    box.send_keys("增长率", Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda b: "search.html" in b.current_url)
+    results = WebDriverWait(browser, 20).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "#search-results ul.search li a"))
+    targets = [a.get_attribute("href").split("?")[0].split("#")[0] for a in results]
+    assert page_url(book_url, f"zh/{DENSE_BLOCK_PAGE}") in targets, targets
