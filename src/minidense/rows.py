@@ -93,6 +93,8 @@ class GarmentRows:
     every pass serves the same ``num_rows`` rows, those of epoch 0.
     """
 
+    task = "rows"  # see minidense.tasks: trained with CTC, a row right when read whole
+
     def __init__(self, images, labels, batch_size, num_rows, max_items=5, height=32, width=160, seed=0,
                  fresh=True, device=None):
         check_positive_int("batch_size", batch_size)

@@ -16,20 +16,17 @@ from torch.nn import functional as F
 from minidense import allocator, distributed
 from minidense._checks import check_positive_int
 from minidense.checkpoints import Checkpoint
-from minidense.hardware import default_device, default_eval_batch_size, resolve_levers
+from minidense.devices import resolve_device
+from minidense.hardware import default_eval_batch_size, resolve_levers
 from minidense.history import History, provenance
 from minidense.options import Levers, Parallel, Recipe
 from minidense.options import recipe as get_recipe
+from minidense.precision import autocast, backward_and_step, grad_scaler
+from minidense.tasks import TASKS, task_of
 
 __all__ = ["train", "training_step", "ema_with_warmup", "RunningMetrics", "prepared", "levers_in_effect",
            "evaluate_accuracy", "recompute_bn_statistics", "predict", "confusion_counts", "rebatch",
            "inplace_relu_after_bn", "default_eval_batch_size"]
-
-
-def _autocast(device, bf16):
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def _to_device(X, y, device, memory_format):
@@ -95,7 +92,7 @@ def inplace_relu_after_bn(net):
 
 # What evaluation and a step use when no levers are given: fp32 in the default memory layout, the
 # rest as decided for the device.
-_PLAIN = Levers(bf16=False, channels_last=False)
+_PLAIN = Levers(precision="fp32", channels_last=False)
 
 
 def _resolved(levers, device):
@@ -117,7 +114,8 @@ def _logits(net, X, tta):
 
 
 def evaluate_accuracy(net, data_iter, device=None, *, levers=None, tta=False):
-    """Fraction of correctly classified examples, in eval mode under ``torch.inference_mode``.
+    """Fraction of examples answered right (their task's :class:`~minidense.tasks.Task` counts: a garment
+    classified, a row read whole), in eval mode under ``torch.inference_mode``.
 
     Counts accumulate on the device and are read once at the end. ``levers`` (a
     :class:`minidense.Levers`; default plain fp32) set the precision, the memory format, freed
@@ -127,16 +125,17 @@ def evaluate_accuracy(net, data_iter, device=None, *, levers=None, tta=False):
     """
     device = _device_of(net, device)
     levers = _resolved(levers, device)
+    task = task_of(data_iter)
     if levers.eval_batch_size is not None:
         data_iter = rebatch(data_iter, levers.eval_batch_size)
     net.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
     with allocator.keep_freed_memory(levers.keep_freed_memory), torch.inference_mode(), \
-            _autocast(device, levers.bf16):
+            autocast(device, levers.precision):
         for X, y in data_iter:
             X, y = _to_device(X, y, device, levers.memory_format)
-            correct += (_logits(net, X, tta).argmax(dim=1) == y).sum()
+            correct += task.count_correct(_logits(net, X, tta), y)
             total += len(y)
     if total == 0 and getattr(data_iter, "world_size", 1) == 1:
         raise ValueError("data_iter yielded no batches: there is nothing to evaluate")
@@ -163,13 +162,14 @@ def predict(net, data_iter, device=None, *, levers=None, tta=False):
     """
     device = _device_of(net, device)
     levers = _resolved(levers, device)
+    task = task_of(data_iter)
     net.eval()
     y_true, y_pred = [], []
     with allocator.keep_freed_memory(levers.keep_freed_memory), torch.inference_mode(), \
-            _autocast(device, levers.bf16):
+            autocast(device, levers.precision):
         for X, y in data_iter:
             X = X.to(device).contiguous(memory_format=levers.memory_format)
-            y_pred.append(_logits(net, X, tta).argmax(dim=1).cpu())
+            y_pred.append(task.predictions(_logits(net, X, tta)).cpu())
             y_true.append(y.cpu())
     if not y_true:
         raise ValueError("data_iter yielded no batches: there is nothing to predict")
@@ -213,7 +213,7 @@ def recompute_bn_statistics(net, batches, num_batches, device=None, *, levers=No
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     net.train()
-    with torch.no_grad(), _autocast(device, levers.bf16):
+    with torch.no_grad(), autocast(device, levers.precision):
         for X, _ in itertools.islice(batches, num_batches):
             net(X.to(device, non_blocking=True).contiguous(memory_format=levers.memory_format))
     for m, momentum in zip(norms, momenta):
@@ -270,43 +270,48 @@ def levers_in_effect(net, levers):
         yield
 
 
-def training_step(model, optimizer, X, y, *, levers=None, label_smoothing=0.0, metrics=None):
-    """One step of SGD on the batch ``(X, y)``: forward (under bf16 autocast if the levers say so), loss,
-    backward, step.
+def training_step(model, optimizer, X, y, *, levers=None, label_smoothing=0.0, metrics=None, task=None,
+                  scaler=None):
+    """One step of SGD on the batch ``(X, y)``: forward (under autocast in the levers' precision), loss,
+    backward, step; under fp16 through ``scaler`` (:func:`minidense.precision.grad_scaler`), which skips
+    a step whose gradients overflowed.
 
     ``levers`` is a :class:`minidense.Levers` (default plain fp32); a step reads its precision and
     ``host_sync`` (``X`` already in its memory format, the network :func:`prepared`). With ``metrics``
     (a :class:`RunningMetrics`) the batch is counted there, on the device; with ``levers.host_sync``
-    the metrics are then read back to the host, as d2l's loop does after every step.
+    the metrics are then read back to the host, as d2l's loop does after every step. ``task`` (a
+    :class:`minidense.tasks.Task`, default the garment task's cross-entropy) gives the loss.
     Returns ``(loss, y_hat)``, detached and still on the device.
     """
     levers = _resolved(levers, X.device)
-    with _autocast(X.device, levers.bf16):
+    with autocast(X.device, levers.precision):
         y_hat = model(X)
-        loss = F.cross_entropy(y_hat, y, label_smoothing=label_smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+        loss = (task or TASKS["garment"]).loss(y_hat, y, label_smoothing)
+    skipped = backward_and_step(loss, optimizer, scaler)
     loss, y_hat = loss.detach(), y_hat.detach()
     if metrics is not None:
-        metrics.add(loss, y_hat, y)
+        metrics.skipped_steps += skipped
+        metrics.add(loss, y_hat, y, task)
         if levers.host_sync:
             metrics.read()
     return loss, y_hat
 
 
 class RunningMetrics:
-    """The training loss and accuracy of an epoch so far, summed on the device (no host sync until read)."""
+    """The training loss and accuracy of an epoch so far, summed on the device (no host sync until read),
+    and the steps the fp16 gradient scaler skipped."""
 
     def __init__(self, device):
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
         self.n = 0
+        self.skipped_steps = 0
 
-    def add(self, loss, y_hat, y):
-        """Count one batch: its mean ``loss`` (a 0-d tensor), logits ``(B, classes)``, labels ``(B,)``."""
+    def add(self, loss, y_hat, y, task=None):
+        """Count one batch: its mean ``loss`` (a 0-d tensor), its logits and labels, right answers as
+        ``task`` counts them (a :class:`minidense.tasks.Task`, default the garment task's arg-max)."""
         self.loss_sum += loss.float() * len(y)
-        self.correct += (y_hat.argmax(dim=1) == y).sum()
+        self.correct += (task or TASKS["garment"]).count_correct(y_hat, y)
         self.n += len(y)
 
     def read(self):
@@ -347,8 +352,8 @@ class RunSettings:
                           **distributed.describe(self.parallel))
 
 
-def _check_train_iter(train_iter, recipe):
-    """The batches per epoch, after checking that ``train_iter`` can serve the recipe."""
+def _check_train_iter(train_iter, test_iter, recipe):
+    """The batches per epoch, after checking that ``train_iter`` can serve the recipe and the task."""
     try:
         steps = len(train_iter)
     except TypeError:
@@ -356,6 +361,11 @@ def _check_train_iter(train_iter, recipe):
                          "the progress bar need it; wrap a generator in a list") from None
     if steps == 0:
         raise ValueError("train_iter has no batches: there is nothing to train on")
+    task = task_of(train_iter)
+    if task is not task_of(test_iter):
+        raise ValueError(f"train_iter serves the {task.name!r} task and test_iter the {task_of(test_iter).name!r} "
+                         "task: a network is tested on the task it learns")
+    task.check(recipe)
     if recipe.augments and not hasattr(train_iter, "augmented"):
         raise ValueError("the recipe augments the training images (translate, flip), which acts on the uint8 "
                          "images before the resize: train_iter must be a minidense.data.FashionMNISTBatches "
@@ -381,8 +391,8 @@ def _settings(train_iter, test_iter, num_epochs, lr, device, recipe, levers, par
     if levers.compile and profile == "smoke":
         raise ValueError("compile=True under the smoke profile: torch.compile takes minutes before the "
                          "first step, longer than a smoke run may take")
-    steps_per_epoch = _check_train_iter(train_iter, recipe)
-    device = torch.device(device) if device is not None else default_device()
+    steps_per_epoch = _check_train_iter(train_iter, test_iter, recipe)
+    device = resolve_device(device)  # a device this machine lacks: refused before any step
     batch_size = getattr(train_iter, "batch_size", None)
     distributed.check_run(parallel, device, batch_size)  # on every rank alike, before any collective
     num_train, num_test = (getattr(batches, "num_examples", None) for batches in (train_iter, test_iter))
@@ -404,16 +414,18 @@ class Optimisation:
 
     SGD with the recipe's momentum, Nesterov and weight decay; the recipe's schedule over
     ``total_steps`` (none: a constant lr); with ``ema_decay`` an exponential moving average of the
-    weights (:func:`ema_with_warmup`), else ``ema`` is None.
+    weights (:func:`ema_with_warmup`), else ``ema`` is None; under fp16 the gradient scaler
+    (:func:`minidense.precision.grad_scaler` for ``device`` and ``precision``), else ``scaler`` is None.
     """
 
-    def __init__(self, net, recipe, total_steps):
+    def __init__(self, net, recipe, total_steps, device="cpu", precision="fp32"):
         self.optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                          nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
         self.scheduler = _make_scheduler(self.optimizer, recipe.schedule, recipe.lr, total_steps)
         self.ema = None
         if recipe.ema_decay is not None:
             self.ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=ema_with_warmup(recipe.ema_decay))
+        self.scaler = grad_scaler(device, precision)
 
     def after_step(self, net):
         """The schedule's step and the average's update, after every optimiser step."""
@@ -425,7 +437,8 @@ class Optimisation:
     def state_dict(self):
         return {"optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "ema": self.ema.state_dict() if self.ema is not None else None}
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
     def load_state_dict(self, state):
         self.optimizer.load_state_dict(state["optimizer"])
@@ -433,6 +446,8 @@ class Optimisation:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and state.get("scaler"):  # a run saved in another precision has none
+            self.scaler.load_state_dict(state["scaler"])
 
 
 class _Progress:
@@ -484,7 +499,8 @@ def _train_epoch(step_model, net, optimisation, train_iter, epoch, settings, pro
     for i, (X, y) in enumerate(train_iter):
         X, y = _to_device(X, y, device, settings.levers.memory_format)
         training_step(step_model, optimisation.optimizer, X, y, levers=settings.levers,
-                      label_smoothing=settings.recipe.label_smoothing, metrics=metrics)
+                      label_smoothing=settings.recipe.label_smoothing, metrics=metrics,
+                      task=task_of(train_iter), scaler=optimisation.scaler)
         optimisation.after_step(net)
         progress.step(epoch, i, metrics)
     _sync(device)
@@ -494,8 +510,9 @@ def _train_epoch(step_model, net, optimisation, train_iter, epoch, settings, pro
         raise FloatingPointError(
             f"the training loss became {loss_sum / n} in epoch {epoch + 1}: the weights are lost. Lower the "
             f"learning rate (now {settings.recipe.lr:g}); the checkpoint, if any, keeps the last good epoch")
-    return {"train_loss": loss_sum / n, "train_acc": correct / n}, {"examples_per_sec": n / seconds,
-                                                                   "seconds": seconds}
+    skipped = {} if optimisation.scaler is None else {"skipped_steps": metrics.skipped_steps}
+    return {"train_loss": loss_sum / n, "train_acc": correct / n, **skipped}, {"examples_per_sec": n / seconds,
+                                                                              "seconds": seconds}
 
 
 def _evaluate(model, ema, train_iter, test_iter, epoch, settings, every_way):
@@ -573,7 +590,8 @@ def train(net, train_iter, test_iter, num_epochs, lr=None, device=None, *, recip
                                                 parallel, profile)
     saved = None if checkpoint is None else Checkpoint(checkpoint, settings.recipe, settings.shape)
     model = prepared(net, settings.levers, settings.device)
-    optimisation = Optimisation(net, settings.recipe, settings.num_epochs * settings.steps_per_epoch)
+    optimisation = Optimisation(net, settings.recipe, settings.num_epochs * settings.steps_per_epoch,
+                                settings.device, settings.levers.precision)
     history, start_epoch = History(provenance=settings.provenance()), 0
     if resume and saved.exists():
         start_epoch, history = saved.restore(net, optimisation)
