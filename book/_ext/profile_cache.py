@@ -57,12 +57,18 @@ def missing_outputs(root, profile=None):
     return missing
 
 
+def default_profile(config):
+    """The current profile, or none where nothing executes (extracting the messages needs no library)."""
+    return current_profile() if config.nb_execution_mode != "off" else ""
+
+
 def use_profile_cache(app, config):
-    config.nb_execution_cache_path = str(cache_folder(app.srcdir, config.minidense_profile,
-                                                      config.nb_execution_cache_path))
+    if config.minidense_profile:
+        config.nb_execution_cache_path = str(cache_folder(app.srcdir, config.minidense_profile,
+                                                          config.nb_execution_cache_path))
 
 
 def setup(app):
-    app.add_config_value("minidense_profile", current_profile(), "env", types=[str])
+    app.add_config_value("minidense_profile", default_profile, "env", types=[str])
     app.connect("config-inited", use_profile_cache)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
