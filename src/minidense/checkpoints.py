@@ -45,10 +45,11 @@ class Checkpoint:
             schedule must keep :data:`SCHEDULE_LENGTH`.
     """
 
-    # Every entry of the file (``scheduler`` and ``ema`` are None when the recipe has none), and the
-    # entries a resume needs: all but the averaged weights, which only a recipe with an average reads.
-    FORMAT = ("epoch", "model", "optimizer", "scheduler", "ema", "rng", "history", "recipe", "run")
-    NEEDED = tuple(key for key in FORMAT if key != "ema")
+    # Every entry of the file (``scheduler`` and ``ema`` are None when the recipe has none, ``scaler``
+    # outside fp16), and the entries a resume needs: all but the averaged weights, which only a recipe
+    # with an average reads, and the gradient scaler, which a checkpoint saved before fp16 joined lacks.
+    FORMAT = ("epoch", "model", "optimizer", "scheduler", "ema", "scaler", "rng", "history", "recipe", "run")
+    NEEDED = tuple(key for key in FORMAT if key not in ("ema", "scaler"))
 
     def __init__(self, path, recipe, run):
         self.path = Path(path)
