@@ -193,3 +193,19 @@ def test_a_changed_profile_executes_again_and_the_chinese_build_follows_it(book,
     assert printed_profile(page(book, "zh/book/dense-block.html")) == "cpu"
     code, log = run(readme_zh_build_command(), book, "full")  # nothing executed under full yet
     assert code != 0 and "under this profile" in log
+
+
+def test_the_pages_workflow_publishes_the_chinese_edition_under_zh_and_its_notebooks_for_colab():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    runs = [step.get("run", "").strip() for step in steps]
+    english = runs.index(readme_build_command())
+    chinese = runs.index(readme_zh_build_command())
+    upload = next(i for i, step in enumerate(steps) if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert english < chinese < upload  # zh/ lands inside the uploaded _build/html
+    assert zh.ZH_SITE.relative_to(ROOT).as_posix() == steps[upload]["with"]["path"] + "/zh"
+    notebooks = next(run for run in runs if run.startswith("python book/_ext/zh.py notebooks "))
+    publish = next(step for step in steps if step.get("uses", "").startswith("peaceiris/actions-gh-pages"))
+    assert publish["with"]["publish_branch"] == zh.COLAB_BRANCH
+    assert publish["with"]["publish_dir"] == notebooks.split()[-1]
+    assert workflow["permissions"]["contents"] == "write"  # to push that branch
