@@ -78,3 +78,16 @@ def test_a_row_that_cannot_fit_the_canvas_is_a_clear_error(kwargs, message):
 def test_images_of_another_size_are_a_clear_error():
     with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
         GarmentRows(torch.zeros(4, 96, 96, dtype=torch.uint8), torch.zeros(4), batch_size=2, num_rows=2)
+
+
+def test_load_rows_composes_training_rows_from_training_images_and_test_rows_from_test_images(data_root):
+    from minidense.data import read_fashion_mnist
+    from minidense.rows import load_rows
+
+    train_rows, test_rows = load_rows(32, num_train=100, num_test=50, root=data_root, device="cpu", seed=1)
+    assert (train_rows.num_rows, test_rows.num_rows, len(test_rows)) == (100, 50, 2)
+    assert (train_rows.fresh, test_rows.fresh) == (True, False)
+    train_images, _ = read_fashion_mnist("train", data_root)
+    test_images, _ = read_fashion_mnist("test", data_root)
+    assert all(any(torch.equal(image, other) for other in train_images[:1000]) for image in train_rows.images)
+    assert all(any(torch.equal(image, other) for other in test_images[:1000]) for image in test_rows.images)

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from minidense._checks import check_positive_int
+from minidense.data import balanced_subset, read_fashion_mnist
 
-__all__ = ["GarmentRows", "draw_rows", "compose_rows", "check_canvas", "ITEM_SIZE", "PAD_LABEL"]
+__all__ = ["GarmentRows", "load_rows", "draw_rows", "compose_rows", "check_canvas", "ITEM_SIZE", "PAD_LABEL"]
 
 ITEM_SIZE = 28  # the side of a Fashion-MNIST image
 PAD_LABEL = -1  # fills a label row after its last garment
@@ -134,3 +135,29 @@ class GarmentRows:
             part = (d[start:start + self.batch_size] for d in draws)
             X, y = compose_rows(self.images, self.labels, *part, self.height, self.width)
             yield X.contiguous(memory_format=self.memory_format), y
+
+
+def load_rows(batch_size, num_train=None, num_test=None, max_items=5, height=32, width=160, root=None,
+              device=None, seed=0):
+    """Rows of garments as ``(train_iter, test_iter)``, :func:`minidense.load_fashion_mnist`'s twin.
+
+    The training rows are composed from the fixed, class-balanced subset of ``num_train`` training
+    images, ``num_train`` new rows every epoch; the test rows from ``num_test`` test images, the same
+    ``num_test`` rows on every pass (drawn from ``seed``). ``None`` means every image of the split
+    (60,000 and 10,000) and as many rows. ``root`` and ``device`` as for ``load_fashion_mnist``.
+
+    Returns two :class:`GarmentRows`: ``X`` float32 ``(B, 1, height, width)``, ``y`` int64
+    ``(B, max_items)``.
+    """
+    check_canvas(max_items, height, width)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    splits = []
+    for split, count in (("train", num_train), ("test", num_test)):
+        images, labels = read_fashion_mnist(split, root)
+        if count is not None:
+            idx = balanced_subset(labels, count)
+            images, labels = images[idx], labels[idx]
+        splits.append(GarmentRows(images, labels, batch_size, len(labels), max_items, height, width, seed,
+                                  fresh=split == "train", device=device))
+    return tuple(splits)
