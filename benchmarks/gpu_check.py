@@ -381,7 +381,7 @@ def run_check(args):
                                          "part_seconds": round(time.perf_counter() - part_start, 1)}
             print(f"{name}: {json.dumps(record['parts'][name])[:400]}", flush=True)
     record["seconds"] = round(time.perf_counter() - start, 1)
-    from minidense._files import write_json
+    from minidense.files import write_json
 
     print(f"wrote {write_json(out, record)} after {record['seconds']} s")
     return record

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import minidense
-from minidense._files import write_json
+from minidense.files import write_json
 from minidense.history import provenance
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import minidense
-from minidense._files import write_json
+from minidense.files import write_json
 from minidense.history import provenance
 from minidense.memory import saved_activation_bytes
 

@@ -14,7 +14,7 @@ import argparse
 import torch
 
 import minidense
-from minidense._files import write_json
+from minidense.files import write_json
 from minidense.hardware import default_device
 from minidense.history import History, provenance
 from minidense.training import confusion_counts, predict

@@ -53,9 +53,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 import minidense
-from minidense._files import write_json
 from minidense.allocator import keep_freed_memory
 from minidense.data import balanced_subset, data_root, load_fashion_mnist, resize_batch
+from minidense.files import write_json
 from minidense.hardware import device_name, resolve_levers
 from minidense.history import provenance
 from minidense.options import Levers

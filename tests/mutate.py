@@ -51,6 +51,7 @@ TESTS = {
     "training.py": ["tests/test_training.py", "tests/test_schedules.py", "tests/test_recipe_parts.py",
                     "tests/test_levers_effect.py", "tests/test_speed.py"],
     "experiments.py": ["tests/test_compare_builds.py", "tests/test_experiments.py"],
+    "settings.py": ["tests/test_settings.py", "tests/book/test_record_keys.py"],
     "checkpoints.py": ["tests/test_checkpoints.py"],
 }
 RESUME = ["tests/test_checkpoints.py"]  # the resume tests (one is marked slow)
@@ -70,8 +71,8 @@ class Mutant:
 
 NAMED = [
     # experiments.py
-    Mutant("experiments.py", "return densenet(**{k: full[k] for k in MODEL_SETTINGS})",
-           'return densenet(transition_pool=full["transition_pool"])',
+    Mutant("experiments.py", "return densenet(**vars(network))",
+           "return densenet(transition_pool=network.transition_pool)",
            "FashionMNISTRun.build ignores every model setting but the pooling", ("tests/test_compare_builds.py",)),
     # the levers
     Mutant("training.py", "X, y, levers=settings.levers,\n", "X, y, levers=settings.levers.replace(bf16=False),\n",

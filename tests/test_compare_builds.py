@@ -10,7 +10,8 @@ The book's network, counted layer by layer (convolutions with bias, BN has a wei
 
 import pytest
 
-from minidense.experiments import FashionMNISTRun, grid, parse_vary
+from minidense.experiments import FashionMNISTRun
+from minidense.grids import grid, parse_vary
 
 
 def book_densenet_parameters(growth_rate, convs_per_block):
@@ -56,7 +57,7 @@ def test_each_varied_network_has_the_count_of_its_settings(spec):
         settings = {**settings, "transition_pool": "max"}
         full = run.resolve(settings)
         counts[name] = count(run.build(settings, seed=0))
-        assert counts[name] == book_densenet_parameters(full["growth_rate"], full["convs_per_block"]), name
+        assert counts[name] == book_densenet_parameters(full.network.growth_rate, full.network.convs_per_block), name
     assert len(set(counts.values())) == len(counts), f"the variants built the same network: {counts}"
 
 

@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from minidense import experiments
 from minidense.__main__ import main
-from minidense.experiments import FashionMNISTRun, compare, epochs_long, grid, parse_vary, summarize
+from minidense.experiments import FashionMNISTRun, compare, epochs_long
+from minidense.grids import grid, parse_vary
+from minidense.options import format_value
+from minidense.stats import summarize
 
 TINY = dict(growth_rate=8, convs_per_block=(2, 2), resize=32, num_train=256, num_test=256, batch_size=64,
             num_epochs=1, precise_bn=2)
@@ -153,8 +155,8 @@ def test_summary_errors_in_the_users_terms():
 
 @pytest.mark.parametrize("argv, message", [
     (["--vary", "colour=red,blue"], "unknown setting 'colour'"),
-    (["--vary", "growth_rate=16,many"], "bad value for 'growth_rate': expected an integer, got 'many'"),
-    (["--vary", "growth_rate=0,16"], "bad value for 'growth_rate': must be > 0, got '0'"),
+    (["--vary", "growth_rate=16,many"], "bad value for 'growth_rate': expected a positive integer, got 'many'"),
+    (["--vary", "growth_rate=0,16"], "bad value for 'growth_rate': expected a positive integer, got '0'"),
     (["--vary", "transition_pool=avg,min"], "bad value for 'transition_pool': expected one of avg, max"),
     (["--vary", "convs_per_block=4-x"], "expected positive integers joined by '-'"),
     (["--vary", "transition_pool="], "no values for 'transition_pool'"),
@@ -192,7 +194,7 @@ def test_cli_writes_results_summary_and_curves(data_root, tmp_path, capsys):
     argv = ["compare", "--vary", "transition_pool=avg,max", "--seeds", "2", "--profile", "smoke", "--device", "cpu",
             "--data", str(data_root), "--out", str(out)]
     for key, value in TINY.items():
-        argv += ["--set", f"{key}={experiments.format_value(value)}"]
+        argv += ["--set", f"{key}={format_value(value)}"]
     main(argv)
     printed = capsys.readouterr().out
     assert "transition_pool=max - transition_pool=avg" in printed and "95% CI" in printed

@@ -16,9 +16,11 @@ from torch import nn
 import minidense
 from conftest import ROOT, tiny_densenet
 from minidense.__main__ import main
-from minidense._files import atomic_write
-from minidense.experiments import FashionMNISTRun, compare, grid
+from minidense.experiments import FashionMNISTRun, compare
+from minidense.files import atomic_write
+from minidense.grids import grid
 from minidense.options import Levers, Recipe
+from minidense.runs import RunRecords
 
 EXACT = dict(levers=Levers(bf16=False, channels_last=False), verbose=False, progress=False)
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
@@ -26,7 +28,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.enviro
 # A comparison whose runs take a moment and train nothing; argv: out folder, widths, [seed that kills]
 SYNTHETIC_COMPARE = textwrap.dedent("""
     import os, signal, sys, time
-    from minidense.experiments import compare, grid
+    from minidense import compare, grid
     out, widths = sys.argv[1], [int(w) for w in sys.argv[2].split(",")]
     kill_at = int(sys.argv[3]) if len(sys.argv) > 3 else None
     def run_one(settings, seed):
@@ -97,7 +99,7 @@ def test_a_runs_key_holds_every_setting_that_changes_its_result():
     base = smoke.key({}, 0)
     assert base == smoke.key({}, 0)
     others = [smoke.key({}, 1), cpu.key({}, 0), smoke.key({"resize": 48}, 0), smoke.key({"recipe": "book"}, 0),
-              smoke.key({"lr": 0.01}, 0), smoke.key({"bf16": not smoke.levers().bf16}, 0)]
+              smoke.key({"lr": 0.01}, 0), smoke.key({"bf16": not smoke.levers.bf16}, 0)]
     assert len({base, *others}) == len(others) + 1
 
 
@@ -225,7 +227,7 @@ def test_results_csv_is_rebuilt_in_the_same_order_whatever_the_records_file_time
     for age, path in enumerate(sorted((tmp_path / "runs").glob("*.json"), reverse=True)):
         os.utime(path, ns=(age, age))  # as a clone leaves them: times unrelated to when each run finished
     (tmp_path / "runs" / "notes.json").write_text('{"not": "a record"}')  # JSON, but not one of ours
-    minidense.experiments._rebuild_results(tmp_path)
+    RunRecords(tmp_path).rebuild_results()
     assert (tmp_path / "results.csv").read_text() == first
     table = pd.read_csv(tmp_path / "results.csv")
     assert list(zip(table["seed"], table["variant"])) == [(0, "width=1"), (0, "width=2"), (1, "width=1"),

@@ -150,7 +150,7 @@ def test_fp32_and_bf16_runs_keep_the_keys_they_had_under_the_bf16_switch():
 
     run = FashionMNISTRun("smoke", device="cpu")
     for precision, bf16 in (("fp32", False), ("bf16", True)):
-        full = {k: v for k, v in run.resolve({"precision": precision}).items() if k != "precision"}
+        full = {k: v for k, v in run.resolve({"precision": precision}).flat().items() if k != "precision"}
         as_recorded = json.dumps({"seed": 0, **{k: format_value(v) for k, v in {**full, "bf16": bf16}.items()}},
                                  sort_keys=True)
         assert run.key({"precision": precision}, 0) == hashlib.sha256(as_recorded.encode()).hexdigest()[:16]
@@ -186,3 +186,71 @@ def test_the_command_line_refuses_a_bad_precision_or_device(argv, message, capsy
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+# ---- fp16 training on the CPU: the scaler in the loop, in the checkpoint and in the History -------------------
+
+class _OverflowOnce(torch.autograd.Function):
+    """The identity forward; backward, the gradient times inf: an fp16 overflow, injected."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("inf")
+
+
+class OverflowAtStep(nn.Module):
+    """Passes its input through; the backward pass of training step ``step`` (from 1) overflows."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.calls = step, 0
+
+    def forward(self, x):
+        if not self.training or not torch.is_grad_enabled():
+            return x
+        self.calls += 1
+        return _OverflowOnce.apply(x) if self.calls == self.step else x
+
+
+def _fp16_run(data, epochs, checkpoint=None, resume=False, overflow_at=3):
+    import minidense
+    from conftest import tiny_densenet
+
+    net = nn.Sequential(tiny_densenet(), OverflowAtStep(overflow_at))
+    history = minidense.train(net, *data, epochs, 0.1, "cpu", levers=minidense.Levers(precision="fp16",
+                              channels_last=False), checkpoint=checkpoint, resume=resume, progress=False,
+                              verbose=False)
+    return net, history
+
+
+@pytest.mark.slow
+def test_an_fp16_run_counts_the_steps_its_scaler_skipped(tiny_data, tmp_path):
+    _, history = _fp16_run(tiny_data, 1, tmp_path / "run.pt")
+    assert history.provenance["precision"] == "fp16"
+    assert history.last["skipped_steps"] == 1  # the injected overflow, and no other
+    state = torch.load(tmp_path / "run.pt", weights_only=False)
+    assert state["scaler"]["scale"] == 2.0 ** 15  # halved once from torch's 2 ** 16
+
+
+@pytest.mark.slow
+def test_a_resumed_fp16_run_ends_as_an_uninterrupted_one_scaler_included(tiny_data, tmp_path):
+    straight, straight_history = _fp16_run(tiny_data, 2, tmp_path / "straight.pt")
+    _fp16_run(tiny_data, 1, tmp_path / "resumed.pt")
+    resumed, resumed_history = _fp16_run(tiny_data, 2, tmp_path / "resumed.pt", resume=True, overflow_at=0)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    untimed = lambda history: [{k: v for k, v in r.items() if k not in ("examples_per_sec", "seconds")}
+                               for r in history.records]
+    assert untimed(resumed_history) == untimed(straight_history)  # skipped steps included
+    saved = [torch.load(tmp_path / f, weights_only=False)["scaler"] for f in ("straight.pt", "resumed.pt")]
+    assert saved[0] == saved[1]  # the scale and its count of good steps went on where they stopped
+
+
+def test_an_old_checkpoint_without_a_scaler_still_resumes(tmp_path):
+    from minidense.checkpoints import Checkpoint
+
+    assert "scaler" in Checkpoint.FORMAT and "scaler" not in Checkpoint.NEEDED

@@ -8,7 +8,8 @@ the data, the profiles and the training loop; figures and tables live in the sub
 from minidense import options, tables
 from minidense.blocks import DenseBlock, conv_block, transition_block
 from minidense.data import CLASS_NAMES, load_fashion_mnist
-from minidense.experiments import compare, epochs_long, format_summary, grid, summarize
+from minidense.experiments import compare, epochs_long
+from minidense.grids import grid
 from minidense.hardware import device_report, resolve_levers
 from minidense.history import History
 from minidense.models import (
@@ -27,6 +28,8 @@ from minidense.profiles import Profile, profile
 from minidense.readings import by_evaluation, largest_fall, largest_falls
 from minidense.results import how_recorded, recorded
 from minidense.reuse import feature_reuse
+from minidense.settings import Settings
+from minidense.stats import format_summary, summarize
 from minidense.tables import count_parameters, layer_table, output_shapes
 from minidense.training import evaluate_accuracy, train
 from minidense.verdicts import read_differences, verdict
@@ -43,7 +46,7 @@ __all__ = [
     "how_recorded", "compare", "summarize", "format_summary", "grid", "epochs_long",
     "verdict", "read_differences",
     "by_evaluation", "largest_fall", "largest_falls",
-    "Recipe", "Levers", "recipe", "resolve_levers", "options",
+    "Recipe", "Levers", "recipe", "resolve_levers", "options", "Settings",
 ]
 
 

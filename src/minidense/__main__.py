@@ -1,7 +1,10 @@
 """Command line: ``python -m minidense train ...`` and ``python -m minidense compare ...``.
 
-Precedence of every setting: flag > profile named by ``--profile`` > ``MINIDENSE_PROFILE`` >
-the device default (``full`` with CUDA, else ``cpu``).
+This module only adapts argparse to the library: ``train``'s flags are generated from the fields of
+the option groups (:mod:`minidense.settings`), with the same names as ``compare``'s ``--vary`` and
+``--set`` keys (``--num-epochs``, ``--transition-pool``, ...; the older ``--epochs`` and ``--pool``
+stay as aliases). Precedence of every setting: flag > profile named by ``--profile`` >
+``MINIDENSE_PROFILE`` > the device default (``full`` with CUDA, else ``cpu``).
 """
 
 import argparse
@@ -15,15 +18,17 @@ from pathlib import Path
 import torch
 
 from minidense import distributed
-from minidense._files import atomic_write, check_writable
-from minidense.blocks import POOLS
 from minidense.data import load_fashion_mnist
 from minidense.devices import resolve_device
+from minidense.files import atomic_write, check_writable
 from minidense.models import densenet
-from minidense.options import RECIPES, Levers, Parallel, Recipe, fields_of, parse_field
-from minidense.options import recipe as get_recipe
+from minidense.options import Budget, Levers, Network, Parallel, Recipe, fields_of, parse_field
 from minidense.profiles import PROFILES, profile
+from minidense.settings import NAMES, Settings
 from minidense.training import train
+
+# Older spellings of train's flags, kept as aliases.
+ALIASES = {"num_epochs": ["--epochs"], "transition_pool": ["--pool"]}
 
 
 def _positive(kind):
@@ -51,9 +56,10 @@ def _add_option_flags(group, cls):
     """One flag per field of an option group, its help the field's own; left out, the field stays unset."""
     for name, field in fields_of(cls).items():
         help_text = field.metadata["help"].replace("%", "%%")
+        flags = [_flag(name), *ALIASES.get(name, [])]
         kind = typing.get_args(field.type) or (field.type,)
         if bool in kind:
-            group.add_argument(_flag(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
+            group.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
         else:
             def parse(text, field=field):
@@ -62,13 +68,13 @@ def _add_option_flags(group, cls):
                 except ValueError as error:
                     raise argparse.ArgumentTypeError(str(error)) from None
             parse.__name__ = name
-            group.add_argument(_flag(name), dest=name, type=parse, default=None, metavar=name.upper(),
+            group.add_argument(*flags, dest=name, type=parse, default=None, metavar=name.upper(),
                                help=help_text)
 
 
-def _options_from(args, cls):
-    """The fields of ``cls`` given on the command line."""
-    return {name: getattr(args, name) for name in fields_of(cls) if getattr(args, name) is not None}
+def _options_from(args, names):
+    """The settings among ``names`` given on the command line."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def _train_parser(subparsers):
@@ -77,11 +83,6 @@ def _train_parser(subparsers):
                                                "History as JSON.")
     parser.add_argument("--profile", choices=list(PROFILES), help="budget (default: MINIDENSE_PROFILE, "
                         "else full with CUDA and cpu without)")
-    parser.add_argument("--recipe", choices=list(RECIPES), help="the named recipe to start from (default: the "
-                        "profile's); the recipe flags below change single fields of it")
-    parser.add_argument("--epochs", type=_positive(int), help="number of epochs (default: the profile's)")
-    parser.add_argument("--batch-size", type=_positive(int), help="batch size (default: the profile's)")
-    parser.add_argument("--pool", choices=list(POOLS), default="avg", help="pooling in the transitions")
     parser.add_argument("--seed", type=int, default=0, help="seeds the initial weights and the data order")
     parser.add_argument("--data", type=Path, help="data root (default: MINIDENSE_DATA, else ~/.cache/minidense)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu; under torchrun "
@@ -92,6 +93,8 @@ def _train_parser(subparsers):
     parser.add_argument("--checkpoint", type=Path, help="model + optimiser + history, written after every epoch")
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists (the "
                         "recipe and the number of epochs must be the checkpoint's)")
+    _add_option_flags(parser.add_argument_group("network", "the book's DenseNet (default: the book's)"), Network)
+    _add_option_flags(parser.add_argument_group("budget", "how much training (default: the profile's)"), Budget)
     _add_option_flags(parser.add_argument_group("recipe", "how the weights are optimised (default: the "
                                                 "recipe's)"), Recipe)
     levers = parser.add_argument_group("speed levers", "how fast, never what is computed; left out, decided for "
@@ -112,15 +115,13 @@ def _run_train(args, parser):
         parser.error("--resume needs --checkpoint FILE")
     p = profile(args.profile)
     try:
-        recipe = get_recipe(args.recipe or p.recipe).replace(**_options_from(args, Recipe))
-        levers = Levers(**_options_from(args, Levers), bf16=args.bf16)
-        parallel = Parallel(**_options_from(args, Parallel))
+        settings = Settings.of_profile(p).replace(**_options_from(args, (*NAMES, "bf16")))
+        parallel = Parallel(**_options_from(args, fields_of(Parallel)))
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     if args.device is not None:
         resolve_device(args.device)  # a device this machine lacks: refused before any data is read
-    num_epochs = args.epochs or p.num_epochs
-    batch_size = args.batch_size or p.batch_size
+    budget = settings.budget
     out = args.out or Path("runs") / f"train-{p.name}-{_timestamp()}.json"
     launched = distributed.launched()
     if args.backend is not None and not launched:
@@ -128,30 +129,39 @@ def _run_train(args, parser):
     if launched:  # checked on every rank before any joins the others: none is left waiting
         device = torch.device(args.device) if args.device is not None else \
             torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        distributed.check_run(parallel, device, batch_size, world=int(os.environ["WORLD_SIZE"]))
+        distributed.check_run(parallel, device, budget.batch_size, world=int(os.environ["WORLD_SIZE"]))
     if not launched or os.environ["RANK"] == "0":
         _check_outputs(parser, out, args.checkpoint)
     with distributed.process_group(args.backend, args.device) if launched else \
             contextlib.nullcontext(args.device) as device:
         say = print if distributed.is_main() else (lambda *_: None)  # rank 0 alone prints
-        say(f"{p.name} budget: {num_epochs} epochs, batch {batch_size}, "
-            f"{p.num_train or 60_000:,} train / {p.num_test or 10_000:,} test images at {p.resize}x{p.resize}")
-        say(f"recipe: {recipe}")
+        say(f"{p.name} budget: {_describe(budget)}")
+        say(f"recipe: {settings.recipe}")
         world = distributed.world_size()
         if world > 1:
-            say(f"{world} processes ({distributed.backend()}), each {batch_size // world} images of every "
-                f"batch of {batch_size}")
+            say(f"{world} processes ({distributed.backend()}), each {budget.batch_size // world} images of every "
+                f"batch of {budget.batch_size}")
         torch.manual_seed(args.seed)
-        net = densenet(transition_pool=args.pool)
+        net = densenet(**vars(settings.network))
         with distributed.local_main_first():  # one download per machine, if the files are missing
-            train_iter, test_iter = load_fashion_mnist(batch_size, resize=p.resize, root=args.data, device=device,
-                                                       num_train=p.num_train, num_test=p.num_test, seed=args.seed)
-        history = train(net, train_iter, test_iter, num_epochs, device=device, recipe=recipe, levers=levers,
-                        parallel=parallel, checkpoint=args.checkpoint, resume=args.resume, profile=p.name)
-        history.provenance.update(pool=args.pool, seed=args.seed, recipe_name=args.recipe or p.recipe)
+            train_iter, test_iter = load_fashion_mnist(budget.batch_size, resize=budget.resize, root=args.data,
+                                                       device=device, num_train=budget.num_train,
+                                                       num_test=budget.num_test, seed=args.seed)
+        history = train(net, train_iter, test_iter, budget.num_epochs, device=device, recipe=settings.recipe,
+                        levers=settings.levers, parallel=parallel, checkpoint=args.checkpoint, resume=args.resume,
+                        profile=p.name)
+        history.provenance.update(**vars(settings.network), resize=budget.resize, recipe=budget.recipe,
+                                  seed=args.seed)
         if distributed.is_main():  # one History, however many processes
             print(f"wrote {history.save(out)}")
     return history
+
+
+def _describe(budget):
+    """``"2 epochs, batch 128, 10,000 train / 2,000 test images at 96x96"``."""
+    train_images, test_images = budget.images
+    return (f"{budget.num_epochs} epochs, batch {budget.batch_size}, {train_images:,} train / {test_images:,} "
+            f"test images at {budget.resize}x{budget.resize}")
 
 
 def _check_outputs(parser, out, checkpoint):
@@ -167,8 +177,6 @@ def _check_outputs(parser, out, checkpoint):
 
 
 def _compare_parser(subparsers):
-    from minidense.experiments import SETTINGS
-
     parser = subparsers.add_parser(
         "compare", help="train variants of the book's DenseNet over several seeds and compare them",
         description="Train every combination of the --vary values with every seed (same initial weights "
@@ -179,7 +187,7 @@ def _compare_parser(subparsers):
     parser.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                         help="a setting and its values, e.g. transition_pool=avg,max or growth_rate=16,32 or "
                              "convs_per_block=2-2-2-2,4-4-4-4 or recipe=d2l,book; several --vary make a grid. "
-                             f"Keys: {', '.join(SETTINGS)} (the flags of train, documented in its --help)")
+                             f"Keys: {', '.join(NAMES)} (the flags of train, documented in its --help)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting every variant shares, e.g. resize=48 (same keys as --vary)")
     parser.add_argument("--seeds", type=_positive(int), default=3, help="number of seeds, 0..N-1 (default 3)")
@@ -200,7 +208,7 @@ METRICS = ("test_acc", "train_acc", "train_loss", "examples_per_sec", "wall_seco
 
 
 def _run_compare(args, parser):
-    from minidense import experiments
+    from minidense import experiments, grids, stats
     from minidense.plot import compare_curves
 
     if distributed.launched():
@@ -208,16 +216,7 @@ def _run_compare(args, parser):
                      "with python -m minidense compare ..., or train a variant on several processes with "
                      "torchrun ... -m minidense train ...")
     try:
-        varied = experiments.parse_vary(args.vary)
-        variants = experiments.grid(**varied)
-        shared = experiments.parse_vary(args.set, flag="--set") if args.set else {}
-        for key, values in shared.items():
-            if len(values) != 1:
-                raise ValueError(f"--set {key}: give one value (to compare several, use --vary)")
-            if key in varied:
-                raise ValueError(f"--set {key}: {key!r} is also varied")
-        for settings in variants.values():
-            settings.update({key: values[0] for key, values in shared.items()})
+        variants = grids.variants(args.vary, args.set)
         if args.metric not in METRICS and not args.metric.startswith("test_acc_"):
             raise ValueError(f"--metric {args.metric!r}: choose one of {', '.join(METRICS)} (or a test_acc_* "
                              "column of an averaged or test-time-augmented recipe)")
@@ -231,28 +230,32 @@ def _run_compare(args, parser):
     print(f"{p.name} budget: {p.num_epochs} epochs, batch {p.batch_size}, recipe {p.recipe!r}")
     for name, settings in variants.items():
         full = run_one.resolve(settings)
-        print(f"{name}: {full['num_epochs']} epochs, batch {full['batch_size']}, "
-              f"{full['num_train'] or 60_000:,} train images at {full['resize']}x{full['resize']}; "
-              f"recipe {run_one.recipe_of(full)}")
+        print(f"{name}: {_describe(full.budget)}; recipe {full.recipe}")
     print(f"{len(variants)} variants x {args.seeds} seeds -> {out}")
     table = experiments.compare(variants, seeds=range(args.seeds), profile=p, out=out, run_one=run_one)
     if args.metric not in table.columns:
         parser.exit(2, f"python -m minidense compare: error: the runs have no column {args.metric!r}\n")
-    summary = experiments.summarize(table, metric=args.metric, baseline=args.baseline)
+    summary = stats.summarize(table, metric=args.metric, baseline=args.baseline)
     atomic_write(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     figure = compare_curves(table, metric=args.metric if args.metric in experiments.epochs_long(table)
                             else "test_acc", title=f"profile {p.name}, {args.seeds} seeds").figure
     atomic_write(out / "curves.png", lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
-    print(experiments.format_summary(summary))
+    print(stats.format_summary(summary))
     print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'curves.png'}")
     return table
 
 
-def main(argv=None):
+def command_parser():
+    """The parser of ``python -m minidense``: its ``train`` and ``compare`` commands."""
     parser = argparse.ArgumentParser(prog="python -m minidense", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
     _compare_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = command_parser()
     args = parser.parse_args(argv)
     try:
         args.run(args, parser)

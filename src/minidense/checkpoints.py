@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from minidense._checks import check_state_dict_fits
-from minidense._files import atomic_write, check_writable
+from minidense.files import atomic_write, check_writable
 from minidense.history import History
 
 __all__ = ["Checkpoint"]

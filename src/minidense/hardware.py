@@ -22,7 +22,7 @@ from torch import nn
 
 from minidense import allocator
 from minidense._checks import check_positive_int
-from minidense._files import atomic_write
+from minidense.files import atomic_write
 from minidense.options import Levers
 from minidense.precision import autocast, check_precision, cuda_precision
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
-from minidense._files import atomic_write, write_json
+from minidense.files import write_json
 from minidense.hardware import device_name
 from minidense.options import Levers, fields_of
 
-__all__ = ["History", "provenance", "atomic_write", "write_json", "git_commit", "command_line"]
+__all__ = ["History", "provenance", "git_commit", "command_line"]
 
 FIELDS = ("epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds")
 

@@ -1,13 +1,17 @@
 """The options of a training run, in groups, each a frozen dataclass documented field by field.
 
+* :class:`Network`: the book's DenseNet (what is trained).
+* :class:`Budget`: how much training, and the named recipe it starts from (a profile is a budget).
 * :class:`Recipe`: how the weights are optimised (what is computed).
 * :class:`Levers`: how fast it is computed, never what (:func:`minidense.hardware.resolve_levers`
   decides every default in one place, probing the hardware once).
 * :class:`Parallel`: how the processes of a run started by torchrun work together.
 
-The budget (data, epochs, batch, resize and which recipe) is a :class:`minidense.Profile`. Every
-field's ``help`` below is its one description: the command line's flags, ``compare``'s keys and the
-History's provenance are generated from these fields.
+Every field's ``help`` below is its one description: the command line's flags, ``compare``'s keys,
+the records and the History's provenance are generated from these fields, with the same names
+(:mod:`minidense.settings` holds one of each group and makes the run's key; its docstring says how
+a field is added and how the keys of recorded runs stay what they are). This module imports nothing
+of the library.
 """
 
 import dataclasses
@@ -18,16 +22,53 @@ import typing
 
 import torch
 
-__all__ = ["Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "PRECISIONS", "recipe", "fields_of",
-           "parse_field", "MAX_TRANSLATE", "precision_of_bf16", "key_settings"]
+__all__ = ["Network", "Budget", "Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "PRECISIONS", "POOLS",
+           "TRAIN_IMAGES", "TEST_IMAGES", "recipe", "fields_of", "parse_field", "parse_value", "format_value",
+           "MAX_TRANSLATE", "precision_of_bf16"]
 
 SCHEDULES = (None, "step", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16", "fp16")  # minidense.precision says what each needs
 MAX_TRANSLATE = 8  # pixels of the 28x28 image; more moves a garment mostly out of the frame
 
 
-def _option(default, help, choices=None):
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+POOLS = ("avg", "max")  # the pool types of minidense.blocks.transition_block (tested equal)
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # the two splits of Fashion-MNIST
+
+_NOT_IMPLIED = object()
+
+
+def _option(default, help, choices=None, *, parse=None, implied=_NOT_IMPLIED, key=None):
+    """A field of an option group. ``help`` is its one description; ``choices`` its allowed values;
+    ``parse`` reads its text where the type does not say how. ``implied`` and ``key`` keep the keys of
+    recorded runs (:mod:`minidense.settings`): the value runs recorded before the field existed implied
+    (the field enters a key only when it differs), and a function from the value to the key entries it
+    stands for (for a field that replaced an older one)."""
+    metadata = {"help": help, "choices": choices, "parse": parse, "key": key}
+    if implied is not _NOT_IMPLIED:
+        metadata["implied"] = implied
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _check_positive_int(name, value, optional=False):
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
+
+
+def _positive(text):
+    """A positive integer from its text."""
+    if not text.strip().isdigit() or int(text) == 0:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _blocks(text):
+    """``"4-4-4-4"`` -> ``(4, 4, 4, 4)``."""
+    parts = text.split("-")
+    if not all(part.strip().isdigit() for part in parts):
+        raise ValueError(f"expected positive integers joined by '-' (like 4-4-4-4), got {text!r}")
+    return tuple(int(part) for part in parts)
 
 
 def _check_number(name, value, low, high=math.inf, low_open=False, high_open=True):
@@ -151,6 +192,65 @@ def recipe(name_or_recipe=None):
 
 
 @dataclasses.dataclass(frozen=True)
+class Network:
+    """The book's DenseNet: the arguments of :func:`minidense.densenet`. The defaults are the book's network."""
+
+    transition_pool: str = _option("avg", "pooling in the transition blocks: avg (the paper's) or max", POOLS)
+    growth_rate: int = _option(32, "channels each convolution block adds to a dense block's output", parse=_positive)
+    convs_per_block: tuple = _option((4, 4, 4, 4), "convolution blocks in each dense block, written 4-4-4-4",
+                                     parse=_blocks)
+
+    def __post_init__(self):
+        if self.transition_pool not in POOLS:
+            raise ValueError(f"transition_pool must be one of {', '.join(POOLS)}, got {self.transition_pool!r}")
+        _check_positive_int("growth_rate", self.growth_rate)
+        if not isinstance(self.convs_per_block, tuple) or not self.convs_per_block:
+            raise ValueError(f"convs_per_block must be a non-empty tuple, got {self.convs_per_block!r}")
+        for convs in self.convs_per_block:
+            _check_positive_int("every entry of convs_per_block", convs)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (checked like a new one)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much training a run gets, and the named recipe it starts from. A profile
+    (:func:`minidense.profile`) is a named budget; a run may change any of its fields."""
+
+    num_epochs: int = _option(dataclasses.MISSING, "passes over the training images", parse=_positive)
+    batch_size: int = _option(dataclasses.MISSING, "training images per step (under torchrun: the global batch)",
+                              parse=_positive)
+    num_train: int | None = _option(dataclasses.MISSING, "training images, a fixed class-balanced subset "
+                                                         f"(none: all {TRAIN_IMAGES:,})", parse=_positive)
+    num_test: int | None = _option(dataclasses.MISSING, f"test images, a fixed class-balanced subset (none: all "
+                                                        f"{TEST_IMAGES:,})", parse=_positive)
+    resize: int = _option(dataclasses.MISSING, "side in pixels the 28x28 images are resized to", parse=_positive)
+    recipe: str = _option(dataclasses.MISSING, "the named recipe the run starts from; a recipe field given "
+                                               "beside it changes that field", tuple(RECIPES))
+
+    def __post_init__(self):
+        for name in ("num_epochs", "batch_size", "resize"):
+            _check_positive_int(name, getattr(self, name))
+        for name, total in (("num_train", TRAIN_IMAGES), ("num_test", TEST_IMAGES)):
+            value = getattr(self, name)
+            _check_positive_int(name, value, optional=True)
+            if value is not None and value > total:
+                raise ValueError(f"{name}={value:,} is more than the {total:,} images of the split")
+        recipe(self.recipe)  # an unknown name is an error here
+
+    def replace(self, **changes):
+        """A copy with some fields changed (checked like a new one)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def images(self):
+        """``(training images, test images)`` the budget reads."""
+        return (self.num_train or TRAIN_IMAGES, self.num_test or TEST_IMAGES)
+
+
+@dataclasses.dataclass(frozen=True)
 class Levers:
     """How fast training runs, never what it computes. ``None`` means: decided for the device by
     :func:`minidense.hardware.resolve_levers`."""
@@ -159,7 +259,8 @@ class Levers:
                                           "autocast, or fp16 under autocast with a gradient scaler (default: "
                                           "what the device computes natively: on CUDA bf16 from compute "
                                           "capability 8.0, fp16 from 7.0, else fp32; on a CPU bf16 where it "
-                                          "has native bf16 and it measures faster, else fp32)", PRECISIONS)
+                                          "has native bf16 and it measures faster, else fp32)", PRECISIONS,
+                                    key=lambda precision: _precision_key(precision))
     channels_last: bool | None = _option(None, "channels-last memory format (default: probed on this "
                                                "machine in the precision chosen)")
     compile: bool = _option(False, "torch.compile the network (refused under the smoke profile: it "
@@ -226,17 +327,11 @@ def _accepting_bf16(init):
 Levers.__init__ = _accepting_bf16(Levers.__init__)
 
 
-def key_settings(settings):
-    """``settings`` (a dict of a run's settings) as its key spells them: a precision of fp32 or bf16 as
-    the ``bf16`` switch, False or True, that runs recorded before fp16 joined hold, so that their keys
-    stay what they were; fp16, which they could not have, as ``bf16`` False and ``precision`` fp16."""
-    if "precision" not in settings:
-        return dict(settings)
-    keyed = {k: v for k, v in settings.items() if k != "precision"}
-    keyed["bf16"] = settings["precision"] == "bf16"
-    if settings["precision"] == "fp16":
-        keyed["precision"] = "fp16"
-    return keyed
+def _precision_key(precision):
+    """The key entries of a precision: fp32 and bf16 as the ``bf16`` switch (False, True) that runs recorded
+    before fp16 joined hold, so that their keys stay what they were; fp16, which they could not have,
+    as ``bf16`` False and ``precision`` fp16."""
+    return {"bf16": precision == "bf16", **({"precision": precision} if precision == "fp16" else {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,19 +362,34 @@ def _base_type(field):
     return kinds[0]
 
 
+def format_value(value):
+    """A setting as flags, keys and records write it: ``(4, 4)`` -> ``"4-4"``, ``None`` -> ``"none"``."""
+    if isinstance(value, (tuple, list)):
+        return "-".join(str(v) for v in value)
+    if value is None:
+        return "none"
+    return str(value)
+
+
 def parse_field(field, text):
-    """A field's value from its text on the command line (``none`` for ``None``, ``true``/``false``)."""
+    """A field's value from its text on the command line (``none`` for ``None``, ``true``/``false``,
+    ``4-4-4-4``): the inverse of :func:`format_value`."""
     optional = type(None) in typing.get_args(field.type)
+    if field.metadata.get("parse") is not None and not (optional and text.lower() == "none"):
+        return field.metadata["parse"](text)
+    return parse_value(_base_type(field), text, optional, field.metadata.get("choices"))
+
+
+def parse_value(kind, text, optional=False, choices=None):
+    """A value of type ``kind`` (bool, int, float or str) from its text; ``none`` is None if ``optional``."""
     if optional and text.lower() == "none":
         return None
-    choices = field.metadata.get("choices")
     if choices is not None:
         value = None if text == "none" else text
         if value not in choices:
             raise ValueError(f"expected one of {', '.join('none' if c is None else c for c in choices)}, "
                              f"got {text!r}")
         return value
-    kind = _base_type(field)
     if kind is bool:
         if text.lower() not in ("true", "false"):
             raise ValueError(f"expected true or false, got {text!r}")

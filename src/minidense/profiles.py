@@ -5,27 +5,17 @@ import os
 
 import torch
 
-from minidense.options import RECIPES
-from minidense.options import recipe as get_recipe
+from minidense.options import RECIPES, Budget
 
 __all__ = ["Profile", "PROFILES", "profile"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Profile:
-    """One training budget, and the recipe it trains with. A profile only supplies defaults; every
-    function takes explicit arguments."""
+class Profile(Budget):
+    """A named budget, and the recipe it trains with (the fields are :class:`minidense.options.Budget`'s).
+    A profile only supplies defaults; every function takes explicit arguments."""
 
-    name: str
-    num_epochs: int  # passes over the training images
-    batch_size: int  # training images per step
-    num_train: int | None  # training images (None: all 60,000); subsets are fixed and class-balanced
-    num_test: int | None  # test images (None: all 10,000)
-    resize: int  # images are resized from 28x28 to resize x resize
-    recipe: str  # the name of the recipe in minidense.options.RECIPES
-
-    def __post_init__(self):
-        get_recipe(self.recipe)  # an unknown name fails here
+    name: str = dataclasses.field(default=dataclasses.MISSING, kw_only=True)
 
     @property
     def lr(self):
@@ -33,17 +23,19 @@ class Profile:
         return RECIPES[self.recipe].lr
 
     def __str__(self):
-        subset = lambda n, total: f"{total:,}" if n is None else f"{n:,}"
+        train, test = self.images
         return (f"profile {self.name!r}: {self.num_epochs} epochs, batch {self.batch_size}, "
-                f"{subset(self.num_train, 60000)} train / {subset(self.num_test, 10000)} test images "
-                f"at {self.resize}x{self.resize}; recipe {self.recipe!r}: {RECIPES[self.recipe]}")
+                f"{train:,} train / {test:,} test images at {self.resize}x{self.resize}; "
+                f"recipe {self.recipe!r}: {RECIPES[self.recipe]}")
 
 
 PROFILES = {
-    "full": Profile("full", num_epochs=10, batch_size=256, num_train=None, num_test=None, resize=96, recipe="d2l"),
-    "cpu": Profile("cpu", num_epochs=2, batch_size=128, num_train=10_000, num_test=2_000, resize=96,
+    "full": Profile(name="full", num_epochs=10, batch_size=256, num_train=None, num_test=None, resize=96,
+                    recipe="d2l"),
+    "cpu": Profile(name="cpu", num_epochs=2, batch_size=128, num_train=10_000, num_test=2_000, resize=96,
                    recipe="short"),
-    "smoke": Profile("smoke", num_epochs=1, batch_size=64, num_train=512, num_test=256, resize=96, recipe="short"),
+    "smoke": Profile(name="smoke", num_epochs=1, batch_size=64, num_train=512, num_test=256, resize=96,
+                     recipe="short"),
 }
 
 

@@ -10,7 +10,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from minidense._files import atomic_write
+from minidense.files import atomic_write
 
 __all__ = ["REPOSITORY", "BRANCH", "recorded", "how_recorded", "Provenance"]
 

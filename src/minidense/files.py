@@ -1,4 +1,5 @@
-"""Files written so that an interruption never leaves half of one."""
+"""Files written so that an interruption never leaves half of one: the library's records, checkpoints,
+probe answers and results, and the benchmarks' JSON, all go through :func:`atomic_write`."""
 
 import json
 import os
