@@ -87,6 +87,9 @@ class Provenance:
 
         return pd.DataFrame(self.rows)
 
+    def __repr__(self):
+        return f"<Provenance of {', '.join(self.names)}: {len(self.rows)} record(s)>"
+
     def __str__(self):
         return f"How this was recorded ({', '.join(self.names)}):\n{self.to_frame().to_string(index=False)}"
 
