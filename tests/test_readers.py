@@ -43,3 +43,34 @@ def test_rows_too_low_for_the_stages_are_a_clear_error():
     with pytest.raises(ValueError, match="at least 32 pixels high, got 28"):
         row_reader()(torch.rand(1, 1, 28, 160))
     assert row_reader(convs_per_block=(2, 2))(torch.rand(1, 1, 28, 160)).shape == (1, 40, 11)
+
+
+class _KnowsTheGarment(torch.nn.Module):
+    """A stand-in classifier for the test garments of tests/test_rows.py: image i is filled with i + 1,
+    its class is i % 10 (or always ``constant``)."""
+
+    def __init__(self, constant=None):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.constant = constant
+
+    def forward(self, X):
+        index = (X.amax((1, 2, 3)) * 255).round().long() - 1
+        classes = index % 10 if self.constant is None else torch.full_like(index, self.constant)
+        return torch.nn.functional.one_hot(classes, 10).float()
+
+
+def test_reading_with_true_boxes_scores_each_cut_out_garment():
+    from minidense.readers import read_with_true_boxes
+    from minidense.rows import GarmentRows
+
+    n = 30
+    images = (torch.arange(n, dtype=torch.uint8) + 1)[:, None, None].expand(n, 28, 28).clone()
+    labels = torch.arange(n) % 10
+    rows = GarmentRows(images, labels, batch_size=16, num_rows=40, seed=2, fresh=False)
+    assert read_with_true_boxes(_KnowsTheGarment(), rows, resize=32) == (1.0, 0.0)
+    y = torch.cat([y for _, y in rows])
+    wrong = int(((y >= 0) & (y != 3)).sum())
+    only_threes = int(((y == 3) | (y < 0)).all(1).sum())
+    accuracy, item_error_rate = read_with_true_boxes(_KnowsTheGarment(constant=3), rows, resize=32)
+    assert (accuracy, item_error_rate) == (only_threes / 40, wrong / int((y >= 0).sum()))

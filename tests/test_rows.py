@@ -91,3 +91,14 @@ def test_load_rows_composes_training_rows_from_training_images_and_test_rows_fro
     test_images, _ = read_fashion_mnist("test", data_root)
     assert all(any(torch.equal(image, other) for other in train_images[:1000]) for image in train_rows.images)
     assert all(any(torch.equal(image, other) for other in test_images[:1000]) for image in test_rows.images)
+
+
+def test_boxes_cut_each_garment_out_of_its_row_in_order():
+    images, labels = _garments()
+    rows = GarmentRows(images, labels, batch_size=16, num_rows=40, seed=5, fresh=False)
+    counts, picks, _, _ = rows.draws(0)
+    cut = torch.cat([b for _, _, b in rows.with_boxes()])
+    expected = torch.cat([picks[r, :n] for r, n in enumerate(counts.tolist())])
+    assert cut.shape == (int(counts.sum()), 1, ITEM_SIZE, ITEM_SIZE)
+    assert torch.equal((cut * 255).round().long().amax((1, 2, 3)), expected + 1)
+    assert torch.equal((cut * 255).round().long().amin((1, 2, 3)), expected + 1)  # whole garments, nothing else

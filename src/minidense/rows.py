@@ -14,7 +14,8 @@ import torch
 from minidense._checks import check_positive_int
 from minidense.data import balanced_subset, read_fashion_mnist
 
-__all__ = ["GarmentRows", "load_rows", "draw_rows", "compose_rows", "check_canvas", "ITEM_SIZE", "PAD_LABEL"]
+__all__ = ["GarmentRows", "load_rows", "draw_rows", "compose_rows", "boxes", "check_canvas", "ITEM_SIZE",
+           "PAD_LABEL"]
 
 ITEM_SIZE = 28  # the side of a Fashion-MNIST image
 PAD_LABEL = -1  # fills a label row after its last garment
@@ -84,6 +85,19 @@ def compose_rows(images, labels, counts, picks, xs, ys, height, width):
     return canvas.unsqueeze(1).float().div_(255), y
 
 
+def boxes(X, counts, xs, ys):
+    """The garments of composed rows cut out at their true places, in row order, left to right.
+
+    Shapes: ``X (R, 1, H, W)`` and the draws of :func:`draw_rows` -> ``(sum(counts), 1, 28, 28)``.
+    """
+    offsets = torch.arange(ITEM_SIZE, device=X.device)
+    slots = torch.arange(xs.shape[1], device=X.device)
+    rows, slot = torch.nonzero(slots[None, :] < counts.to(X.device)[:, None], as_tuple=True)
+    top = ys.to(X.device)[rows, slot][:, None, None] + offsets[None, :, None]
+    left = xs.to(X.device)[rows, slot][:, None, None] + offsets[None, None, :]
+    return X[rows[:, None, None], 0, top, left].unsqueeze(1)
+
+
 class GarmentRows:
     """An iterable of ``(X, y)`` batches of rows composed from one split's uint8 images on ``device``.
 
@@ -127,6 +141,14 @@ class GarmentRows:
         """The draws (see :func:`draw_rows`) of the rows of ``epoch``."""
         generator = _generator(self.seed, epoch if self.fresh else 0, 2)
         return draw_rows(self.num_rows, len(self.labels), self.max_items, self.height, self.width, generator)
+
+    def with_boxes(self):
+        """The rows of the next pass with their garments cut out: ``(X, y, boxes)`` batches, ``boxes``
+        ``(garments in the batch, 1, 28, 28)`` in row order (see :func:`boxes`)."""
+        draws = self.draws(self.epoch if self.fresh else 0)
+        for (X, y), start in zip(self, range(0, self.num_rows, self.batch_size)):
+            counts, _, xs, ys = (d[start:start + self.batch_size] for d in draws)
+            yield X, y, boxes(X, counts, xs, ys)
 
     def __iter__(self):
         draws = self.draws(self.epoch)
