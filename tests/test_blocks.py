@@ -76,7 +76,6 @@ def test_transition_pool_switch_really_swaps_the_pooling(pool, reduce):
 @pytest.mark.parametrize("make, message", [
     (lambda: DenseBlock(2, 3, 0), "growth_rate must be a positive integer, got 0"),
     (lambda: DenseBlock(-1, 3, 10), "num_convs must be a positive integer, got -1"),
-    (lambda: DenseBlock(2, 3, 2.5), "growth_rate must be a positive integer, got 2.5"),
     (lambda: transition_block(23, 10, pool="min"), "pool must be one of ['avg', 'max'], got 'min'"),
     (lambda: conv_block(0, 10), "in_channels must be a positive integer, got 0"),
 ])
@@ -84,6 +83,13 @@ def test_invalid_configuration_is_a_clear_error(make, message):
     with pytest.raises(ValueError) as error:
         make()
     assert message in str(error.value)
+
+
+def test_a_count_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="growth_rate must be a positive integer, got 2.5"):
+        DenseBlock(2, 3, 2.5)
+    with pytest.raises(TypeError, match="in_channels must be a positive integer, got '3'"):
+        conv_block("3", 10)
 
 
 def test_dense_block_names_the_channels_it_expected():

@@ -65,8 +65,10 @@ def test_train_writes_the_history_and_flags_beat_the_profile(data_root, tmp_path
     run = json.loads(out.read_text())
     assert len(run["records"]) == 1
     prov = run["provenance"]
-    assert (prov["profile"], prov["lr"], prov["pool"], prov["batch_size"], prov["num_train"]) == \
+    assert (prov["profile"], prov["lr"], prov["transition_pool"], prov["batch_size"], prov["num_train"]) == \
         ("smoke", 0.04, "max", 64, 512)
+    assert (prov["growth_rate"], prov["convs_per_block"], prov["recipe"], prov["seed"]) == \
+        (32, [4, 4, 4, 4], "short", 0)
     assert "train --profile smoke" in prov["command"]
     # --resume with a finished checkpoint trains nothing more and writes the same records
     again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)

@@ -61,6 +61,11 @@ def test_nothing_below_the_figures_imports_them():
         assert "__main__" not in imports_of(module)
 
 
+def test_the_option_schema_imports_nothing_of_the_library_but_its_argument_checks():
+    assert imports_of("options") <= {"_checks"}
+    assert imports_of("settings") <= {"options"}
+
+
 def test_training_does_not_import_the_experiment_runner():
     below_experiments = [m for m in MODULES if m not in TOP | {"experiments"}]
     for module in below_experiments:

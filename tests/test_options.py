@@ -115,9 +115,10 @@ def test_an_evaluation_batch_of_one_is_allowed():
     assert Levers(eval_batch_size=1).eval_batch_size == 1
 
 
-@pytest.mark.parametrize("value", [0, -1, True, 2.5, "64"])
-def test_eval_batch_size_must_be_a_positive_integer(value):
-    with pytest.raises(ValueError, match=f"eval_batch_size must be a positive integer, got {value!r}"):
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-1, ValueError), (True, TypeError), (2.5, TypeError),
+                                          ("64", TypeError)])
+def test_eval_batch_size_must_be_a_positive_integer(value, error):
+    with pytest.raises(error, match=f"eval_batch_size must be a positive integer or None, got {value!r}"):
         Levers(eval_batch_size=value)
 
 
@@ -165,9 +166,9 @@ def test_default_eval_batch_size(batch_size, device, expected):
     assert default_eval_batch_size(batch_size, device) == expected
 
 
-@pytest.mark.parametrize("value", [0, -8, True, 1.5])
-def test_default_eval_batch_size_refuses_a_bad_batch(value):
-    with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {value!r}"):
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-8, ValueError), (True, TypeError), (1.5, TypeError)])
+def test_default_eval_batch_size_refuses_a_bad_batch(value, error):
+    with pytest.raises(error, match=f"batch_size must be a positive integer, got {value!r}"):
         default_eval_batch_size(value)
 
 

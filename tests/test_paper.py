@@ -243,7 +243,6 @@ def test_input_checks_name_what_was_expected():
     (lambda: minidense.cifar_densenet(40, 12, compression=0), "compression must be in (0, 1], got 0"),
     (lambda: minidense.cifar_densenet(40, 12, compression=1.5), "compression must be in (0, 1], got 1.5"),
     (lambda: minidense.densenet121(num_classes=0), "num_classes must be a positive integer, got 0"),
-    (lambda: minidense.DenseNet(growth_rate=12.5), "growth_rate must be a positive integer, got 12.5"),
     (lambda: minidense.DenseNet(block_config=()), "block_config must be a non-empty tuple"),
     (lambda: minidense.DenseNet(block_config=(6, 0)), "num_layers (each entry of block_config) must be a positive"),
     (lambda: minidense.DenseNet(drop_rate=1.0), "drop_rate must be in [0, 1), got 1.0"),
@@ -255,6 +254,11 @@ def test_invalid_configuration_is_a_clear_error(call, message):
     with pytest.raises(ValueError) as error:
         call()
     assert message in str(error.value)
+
+
+def test_a_growth_rate_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="growth_rate must be a positive integer, got 12.5"):
+        minidense.DenseNet(growth_rate=12.5)
 
 
 def test_feature_reuse_reads_the_weights_of_each_source():

@@ -56,16 +56,17 @@ def test_channels_vs_layers_plots_k0_plus_l_times_k():
     (dict(growth_rates=()), "growth_rates"),
     (dict(growth_rates=(12, 0)), "growth_rates"),
     (dict(in_channels=-1), "in_channels"),
-    (dict(num_layers=2.5), "num_layers"),
 ])
 def test_channels_vs_layers_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         minidense.plot.channels_vs_layers(**kwargs)
+    with pytest.raises(TypeError, match="num_layers"):  # a count of the wrong type
+        minidense.plot.channels_vs_layers(num_layers=2.5)
 
 
-@pytest.mark.parametrize("num_layers", [0, -3, True, "5"])
-def test_connectivity_rejects_a_bad_number_of_layers(num_layers):
-    with pytest.raises(ValueError, match="num_layers"):
+@pytest.mark.parametrize("num_layers, error", [(0, ValueError), (-3, ValueError), (True, TypeError), ("5", TypeError)])
+def test_connectivity_rejects_a_bad_number_of_layers(num_layers, error):
+    with pytest.raises(error, match="num_layers"):
         minidense.plot.connectivity(num_layers=num_layers)
 
 

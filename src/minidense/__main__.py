@@ -127,8 +127,7 @@ def _run_train(args, parser):
     if args.backend is not None and not launched:
         parser.error("--backend is for runs started by torchrun (torchrun --nproc_per_node=N -m minidense train ...)")
     if launched:  # checked on every rank before any joins the others: none is left waiting
-        device = torch.device(args.device) if args.device is not None else \
-            torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(args.device)
         distributed.check_run(parallel, device, budget.batch_size, world=int(os.environ["WORLD_SIZE"]))
     if not launched or os.environ["RANK"] == "0":
         _check_outputs(parser, out, args.checkpoint)

@@ -5,10 +5,15 @@ import numbers
 import torch
 
 
-def check_positive_int(name, value):
-    """Raise ``ValueError`` unless ``value`` is an int > 0 (bools are not ints here)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def check_positive_int(name, value, optional=False):
+    """Raise ``TypeError`` unless ``value`` is an int (bools are not ints here; ``None`` is allowed if
+    ``optional``), ``ValueError`` unless it is > 0: the library's one positive-integer check."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
 
 
 def check_features(X, channels, where, dtype=None):

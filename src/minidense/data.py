@@ -13,6 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from minidense._checks import check_positive_int
+from minidense.hardware import default_device
 
 __all__ = ["load_fashion_mnist", "FashionMNISTBatches", "read_fashion_mnist", "data_root", "CLASS_NAMES",
            "balanced_subset", "resize_batch", "shift_and_flip"]
@@ -280,7 +281,7 @@ def load_fashion_mnist(batch_size, resize=96, root=None, device=None, num_train=
         keeps file order. ``X``: float32 ``(B, 1, resize, resize)`` in [0, 1]; ``y``: int64 ``(B,)``.
     """
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = default_device()
     splits = []
     for split, count in (("train", num_train), ("test", num_test)):
         images, labels = read_fashion_mnist(split, root)

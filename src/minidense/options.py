@@ -11,7 +11,7 @@ Every field's ``help`` below is its one description: the command line's flags, `
 the records and the History's provenance are generated from these fields, with the same names
 (:mod:`minidense.settings` holds one of each group and makes the run's key; its docstring says how
 a field is added and how the keys of recorded runs stay what they are). This module imports nothing
-of the library.
+of the library but its argument checks (:mod:`minidense._checks`).
 """
 
 import dataclasses
@@ -21,6 +21,8 @@ import numbers
 import typing
 
 import torch
+
+from minidense._checks import check_positive_int
 
 __all__ = ["Network", "Budget", "Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "PRECISIONS", "POOLS",
            "TRAIN_IMAGES", "TEST_IMAGES", "recipe", "fields_of", "parse_field", "parse_value", "format_value",
@@ -47,13 +49,6 @@ def _option(default, help, choices=None, *, parse=None, implied=_NOT_IMPLIED, ke
     if implied is not _NOT_IMPLIED:
         metadata["implied"] = implied
     return dataclasses.field(default=default, metadata=metadata)
-
-
-def _check_positive_int(name, value, optional=False):
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}, got {value!r}")
 
 
 def _positive(text):
@@ -203,11 +198,11 @@ class Network:
     def __post_init__(self):
         if self.transition_pool not in POOLS:
             raise ValueError(f"transition_pool must be one of {', '.join(POOLS)}, got {self.transition_pool!r}")
-        _check_positive_int("growth_rate", self.growth_rate)
+        check_positive_int("growth_rate", self.growth_rate)
         if not isinstance(self.convs_per_block, tuple) or not self.convs_per_block:
             raise ValueError(f"convs_per_block must be a non-empty tuple, got {self.convs_per_block!r}")
         for convs in self.convs_per_block:
-            _check_positive_int("every entry of convs_per_block", convs)
+            check_positive_int("every entry of convs_per_block", convs)
 
     def replace(self, **changes):
         """A copy with some fields changed (checked like a new one)."""
@@ -232,10 +227,10 @@ class Budget:
 
     def __post_init__(self):
         for name in ("num_epochs", "batch_size", "resize"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name, total in (("num_train", TRAIN_IMAGES), ("num_test", TEST_IMAGES)):
             value = getattr(self, name)
-            _check_positive_int(name, value, optional=True)
+            check_positive_int(name, value, optional=True)
             if value is not None and value > total:
                 raise ValueError(f"{name}={value:,} is more than the {total:,} images of the split")
         recipe(self.recipe)  # an unknown name is an error here
@@ -278,9 +273,7 @@ class Levers:
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (or None: decided for the "
                              f"device), got {self.precision!r}")
-        if self.eval_batch_size is not None and (isinstance(self.eval_batch_size, bool) or not isinstance(
-                self.eval_batch_size, numbers.Integral) or self.eval_batch_size <= 0):
-            raise ValueError(f"eval_batch_size must be a positive integer, got {self.eval_batch_size!r}")
+        check_positive_int("eval_batch_size", self.eval_batch_size, optional=True)
 
     def replace(self, **changes):
         if "bf16" in changes:
