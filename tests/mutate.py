@@ -46,12 +46,16 @@ PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-m", "no
 
 # The fast tests that guard each module.
 TESTS = {
-    "options.py": ["tests/test_options.py", "tests/test_profiles.py", "tests/test_cli.py"],
+    "options.py": ["tests/test_options.py", "tests/test_profiles.py", "tests/test_settings.py", "tests/test_main.py"],
     "data.py": ["tests/test_data.py"],
     "training.py": ["tests/test_training.py", "tests/test_schedules.py", "tests/test_recipe_parts.py",
                     "tests/test_levers_effect.py", "tests/test_speed.py"],
     "experiments.py": ["tests/test_compare_builds.py", "tests/test_experiments.py"],
     "settings.py": ["tests/test_settings.py", "tests/book/test_record_keys.py"],
+    "grids.py": ["tests/test_grids.py", "tests/test_main.py"],
+    "stats.py": ["tests/test_stats.py"],
+    "runs.py": ["tests/test_runs.py"],
+    "files.py": ["tests/test_files.py"],
     "checkpoints.py": ["tests/test_checkpoints.py"],
 }
 RESUME = ["tests/test_checkpoints.py"]  # the resume tests (one is marked slow)

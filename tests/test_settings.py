@@ -9,6 +9,7 @@ import pytest
 
 from minidense import blocks, settings
 from minidense.__main__ import command_parser
+from minidense.experiments import FashionMNISTRun
 from minidense.options import POOLS, Budget, Levers, Network, _option, fields_of
 from minidense.profiles import PROFILES, profile
 from minidense.settings import NAMES, Settings
@@ -17,9 +18,11 @@ SMOKE = Settings.of_profile(profile("smoke"), Levers(precision="fp32", channels_
 
 
 def test_the_groups_hold_every_setting_once_in_order():
-    assert list(NAMES)[:9] == ["transition_pool", "growth_rate", "convs_per_block", "num_epochs", "batch_size",
-                               "num_train", "num_test", "resize", "recipe"]
-    assert list(NAMES)[9:] == [*fields_of(settings.Recipe), *fields_of(Levers)]
+    assert list(settings.GROUPS) == ["network", "budget", "recipe", "levers"]
+    assert list(NAMES) == [name for group in settings.GROUPS.values() for name in fields_of(group)]
+    book = ["transition_pool", "growth_rate", "convs_per_block", "num_epochs", "batch_size", "num_train",
+            "num_test", "resize", "recipe"]
+    assert [name for name in NAMES if name in book] == book
     assert all(field.metadata["help"] for group in settings.GROUPS.values() for field in fields_of(group).values())
 
 
@@ -65,7 +68,11 @@ def test_a_records_texts_read_back_as_the_same_settings():
 
 
 def test_the_key_is_the_digest_of_every_setting_and_the_seed_as_records_spell_them():
-    texts = {**SMOKE.texts(), "bf16": "False"}  # fp32 spelled as the switch the records hold
+    implied = {name: field.metadata["implied"] for group in settings.GROUPS.values()
+               for name, field in fields_of(group).items() if "implied" in field.metadata}
+    texts = {name: text for name, text in SMOKE.texts().items()
+             if name not in implied or SMOKE.flat()[name] != implied[name]}  # fields added later, at their default
+    texts["bf16"] = "False"  # fp32 spelled as the switch the records hold
     del texts["precision"]
     digest = hashlib.sha256(json.dumps({"seed": 3, **texts}, sort_keys=True).encode()).hexdigest()[:16]
     assert SMOKE.key(3) == digest
@@ -83,3 +90,12 @@ def test_a_field_added_with_the_value_old_runs_implied_keeps_their_keys(monkeypa
     monkeypatch.setitem(settings.GROUPS, "network", WithTask)
     assert dataclasses.replace(SMOKE, network=WithTask()).key(0) == before  # the implied value: not in the key
     assert dataclasses.replace(SMOKE, network=WithTask(task="rows")).key(0) != before
+
+
+def test_a_runs_key_holds_every_setting_that_changes_its_result():
+    smoke, cpu = FashionMNISTRun("smoke"), FashionMNISTRun("cpu")
+    base = smoke.key({}, 0)
+    assert base == smoke.key({}, 0)
+    others = [smoke.key({}, 1), cpu.key({}, 0), smoke.key({"resize": 48}, 0), smoke.key({"recipe": "book"}, 0),
+              smoke.key({"lr": 0.01}, 0), smoke.key({"bf16": not smoke.levers.bf16}, 0)]
+    assert len({base, *others}) == len(others) + 1
