@@ -85,3 +85,20 @@ def test_compare_refuses_cuda_3_on_a_machine_with_one_gpu_before_training(one_gp
 
     with pytest.raises(ValueError, match="there is no GPU 3"):
         minidense.compare({"avg": {"transition_pool": "avg"}}, seeds=[0], profile="smoke", device="cuda:3")
+
+
+def test_the_device_line_names_colabs_t4_and_its_fp16(one_gpu, monkeypatch):
+    from minidense import hardware
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(hardware, "device_name", lambda device: "Tesla T4")
+    assert hardware.device_report() == "device: cuda (Tesla T4), training in fp16"
+
+
+def test_without_a_gpu_the_device_line_says_how_to_get_one_in_colab(no_cuda, monkeypatch):
+    from minidense import hardware
+
+    monkeypatch.setattr(hardware, "bf16_pays", lambda device: False)
+    first, second = hardware.device_report().splitlines()
+    assert first.startswith("device: cpu (") and first.endswith("), training in fp32")
+    assert "Runtime > Change runtime type > T4 GPU" in second

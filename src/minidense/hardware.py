@@ -282,9 +282,10 @@ def device_name(device):
 
 
 def device_report(device=None):
-    """One line naming the device a chapter trains on; without CUDA, how to get a GPU in Colab."""
+    """One line naming the device a chapter trains on and the precision it trains in there (e.g.
+    ``device: cuda:0 (Tesla T4), training in fp16``); without CUDA, how to get a GPU in Colab."""
     device = torch.device(device) if device is not None else default_device()
-    report = f"device: {device} ({device_name(device)})"
+    report = f"device: {device} ({device_name(device)}), training in {default_precision(device)}"
     if device.type != "cuda":
         report += ("\nNo GPU found, so training runs on the CPU. In Colab: Runtime > Change runtime type > "
                    "T4 GPU, then Runtime > Run all.")
