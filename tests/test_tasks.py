@@ -59,3 +59,36 @@ def test_a_network_is_tested_on_the_task_it_learns(row_data, tiny_data):
     _, test_images = tiny_data
     with pytest.raises(ValueError, match="train_iter serves the 'rows' task and test_iter the 'garment' task"):
         minidense.train(row_reader(), train_rows, test_images, 1, 0.1)
+
+
+def test_the_schema_names_the_tasks_and_backbones_the_library_has():
+    from minidense import options, readers
+
+    assert tuple(TASKS) == options.TASKS and options.BACKBONES == readers.BACKBONES
+
+
+def test_backbone_and_max_items_are_settings_of_the_rows_task():
+    from minidense.options import Network
+
+    assert Network(task="rows", backbone="resnet", max_items=3).backbone == "resnet"
+    with pytest.raises(ValueError, match="settings of the rows task"):
+        Network(backbone="resnet")
+    with pytest.raises(ValueError, match="backbone must be one of densenet, resnet, got 'vgg'"):
+        Network(task="rows", backbone="vgg")
+    with pytest.raises(ValueError, match="task must be one of garment, rows"):
+        Network(task="words")
+
+
+def test_the_runner_builds_a_reader_for_the_rows_task_and_checks_before_training(data_root):
+    from minidense.experiments import FashionMNISTRun
+
+    run = FashionMNISTRun("smoke", device="cpu", root=data_root)
+    reader = run.build({"task": "rows", "backbone": "resnet"}, seed=0)
+    assert reader(torch.rand(2, 1, 32, 160)).shape == (2, 40, 11)
+    train_rows, test_rows = run.data({"task": "rows", "max_items": 3}, seed=0)
+    assert isinstance(train_rows, GarmentRows) and train_rows.max_items == 3 and not test_rows.fresh
+    assert run.key({"task": "rows"}, 0) != run.key({}, 0) == run.key({"task": "garment"}, 0)
+    with pytest.raises(ValueError, match="at least 168 pixels wide"):
+        run.check({"task": "rows", "max_items": 6})
+    with pytest.raises(ValueError, match="cannot use label_smoothing"):
+        run.check({"task": "rows", "recipe": "book"})

@@ -20,10 +20,11 @@ import torch
 from minidense import distributed
 from minidense.data import load_fashion_mnist
 from minidense.devices import resolve_device
+from minidense.experiments import build_network
 from minidense.files import atomic_write, check_writable
-from minidense.models import densenet
 from minidense.options import Budget, Levers, Network, Parallel, Recipe, fields_of, parse_field
 from minidense.profiles import PROFILES, profile
+from minidense.rows import load_rows
 from minidense.settings import NAMES, Settings
 from minidense.training import train
 
@@ -134,18 +135,23 @@ def _run_train(args, parser):
     with distributed.process_group(args.backend, args.device) if launched else \
             contextlib.nullcontext(args.device) as device:
         say = print if distributed.is_main() else (lambda *_: None)  # rank 0 alone prints
-        say(f"{p.name} budget: {_describe(budget)}")
+        say(f"{p.name} budget: {_describe(budget, settings.network)}")
         say(f"recipe: {settings.recipe}")
         world = distributed.world_size()
         if world > 1:
             say(f"{world} processes ({distributed.backend()}), each {budget.batch_size // world} images of every "
                 f"batch of {budget.batch_size}")
         torch.manual_seed(args.seed)
-        net = densenet(**vars(settings.network))
+        net = build_network(settings.network)
         with distributed.local_main_first():  # one download per machine, if the files are missing
-            train_iter, test_iter = load_fashion_mnist(budget.batch_size, resize=budget.resize, root=args.data,
-                                                       device=device, num_train=budget.num_train,
-                                                       num_test=budget.num_test, seed=args.seed)
+            if settings.network.task == "rows":
+                train_iter, test_iter = load_rows(budget.batch_size, budget.num_train, budget.num_test,
+                                                  settings.network.max_items, root=args.data, device=device,
+                                                  seed=args.seed)
+            else:
+                train_iter, test_iter = load_fashion_mnist(budget.batch_size, resize=budget.resize, root=args.data,
+                                                           device=device, num_train=budget.num_train,
+                                                           num_test=budget.num_test, seed=args.seed)
         history = train(net, train_iter, test_iter, budget.num_epochs, device=device, recipe=settings.recipe,
                         levers=settings.levers, parallel=parallel, checkpoint=args.checkpoint, resume=args.resume,
                         profile=p.name)
@@ -156,11 +162,14 @@ def _run_train(args, parser):
     return history
 
 
-def _describe(budget):
-    """``"2 epochs, batch 128, 10,000 train / 2,000 test images at 96x96"``."""
+def _describe(budget, network):
+    """``"2 epochs, batch 128, 10,000 train / 2,000 test images at 96x96"`` (the rows task: rows of up to
+    ``max_items`` garments, made from as many images)."""
     train_images, test_images = budget.images
+    examples = (f"rows of up to {network.max_items} garments, {network.backbone} encoder" if network.task == "rows"
+                else f"images at {budget.resize}x{budget.resize}")
     return (f"{budget.num_epochs} epochs, batch {budget.batch_size}, {train_images:,} train / {test_images:,} "
-            f"test images at {budget.resize}x{budget.resize}")
+            f"test {examples}")
 
 
 def _check_outputs(parser, out, checkpoint):
@@ -229,7 +238,7 @@ def _run_compare(args, parser):
     print(f"{p.name} budget: {p.num_epochs} epochs, batch {p.batch_size}, recipe {p.recipe!r}")
     for name, settings in variants.items():
         full = run_one.resolve(settings)
-        print(f"{name}: {_describe(full.budget)}; recipe {full.recipe}")
+        print(f"{name}: {_describe(full.budget, full.network)}; recipe {full.recipe}")
     print(f"{len(variants)} variants x {args.seeds} seeds -> {out}")
     table = experiments.compare(variants, seeds=range(args.seeds), profile=p, out=out, run_one=run_one)
     if args.metric not in table.columns:

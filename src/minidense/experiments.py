@@ -29,7 +29,7 @@ from minidense.profiles import profile as get_profile
 from minidense.runs import RunRecords
 from minidense.settings import NAMES, OLD_NAMES, Settings, parse_setting
 
-__all__ = ["compare", "epochs_long", "FashionMNISTRun", "SETTINGS", "EPOCHS_COLUMN"]
+__all__ = ["build_network", "compare", "epochs_long", "FashionMNISTRun", "SETTINGS", "EPOCHS_COLUMN"]
 
 EPOCHS_COLUMN = "epochs"  # per-epoch records of a run, a JSON list in results.csv
 
@@ -37,11 +37,25 @@ EPOCHS_COLUMN = "epochs"  # per-epoch records of a run, a JSON list in results.c
 SETTINGS = {name: functools.partial(parse_setting, name) for name in (*NAMES, *OLD_NAMES)}
 
 
+def build_network(network):
+    """The network a :class:`~minidense.options.Network` describes: ``densenet(...)``, or for the rows task
+    ``row_reader(...)`` (its encoder takes the same block settings)."""
+    blocks = {name: getattr(network, name) for name in ("transition_pool", "growth_rate", "convs_per_block")}
+    if network.task == "rows":
+        from minidense.readers import row_reader
+
+        return row_reader(network.backbone, network.max_items, **blocks)
+    from minidense.models import densenet
+
+    return densenet(**blocks)
+
+
 class FashionMNISTRun:
     """The default ``run_one``: the book's DenseNet on Fashion-MNIST under a profile's budget.
 
-    ``run(settings, seed)`` seeds the global RNG with ``seed``, builds ``densenet(**network settings)``,
-    loads the data with ``seed`` as its shuffling seed, trains, and returns the final metrics, the
+    ``run(settings, seed)`` seeds the global RNG with ``seed``, builds ``densenet(**network settings)``
+    (for ``task="rows"``: ``row_reader(...)``, trained on as many rows as the budget has images, made
+    from those images), loads the data with ``seed`` as its shuffling seed, trains, and returns the final metrics, the
     per-epoch records and the parameter count. Settings not given come from the profile and its
     recipe (``recipe=NAME`` starts from another named recipe; a recipe field given beside it
     changes that field). The speed levers are resolved once here, not per run, so every variant
@@ -78,12 +92,11 @@ class FashionMNISTRun:
         return self.resolve(settings).key(seed)
 
     def build(self, settings, seed):
-        """The network of a run: the global RNG seeded with ``seed``, then ``densenet(...)``."""
-        from minidense.models import densenet
-
+        """The network of a run: the global RNG seeded with ``seed``, then ``densenet(...)`` (the rows task:
+        ``row_reader(...)``)."""
         network = self.resolve(settings).network
         torch.manual_seed(seed)
-        return densenet(**vars(network))
+        return build_network(network)
 
     def data(self, settings, seed):
         """``(train_iter, test_iter)`` of a run; the training order depends only on ``seed``."""
@@ -96,6 +109,14 @@ class FashionMNISTRun:
                                                        num_train=budget.num_train, num_test=budget.num_test)
             self._loaded[split] = (train_iter.images, train_iter.labels, test_iter.images, test_iter.labels)
         train_images, train_labels, test_images, test_labels = self._loaded[split]
+        network = self.resolve(settings).network
+        if network.task == "rows":  # as many rows as the budget has images, from its images
+            from minidense.rows import GarmentRows
+
+            return (GarmentRows(train_images, train_labels, budget.batch_size, len(train_labels),
+                                network.max_items, seed=seed, device=self.device),
+                    GarmentRows(test_images, test_labels, budget.batch_size, len(test_labels), network.max_items,
+                                seed=seed, fresh=False, device=self.device))
         return (FashionMNISTBatches(train_images, train_labels, budget.batch_size, budget.resize, shuffle=True,
                                     seed=seed, device=self.device),
                 FashionMNISTBatches(test_images, test_labels, budget.batch_size, budget.resize,
@@ -103,12 +124,16 @@ class FashionMNISTRun:
 
     def check(self, settings):
         """Raise ``ValueError`` now if ``settings`` cannot make a run (before any training)."""
-        from minidense.models import densenet
+        from minidense.rows import check_canvas
+        from minidense.tasks import TASKS
 
         full = self.resolve(settings)
         with torch.device("meta"):
-            net = densenet(**vars(full.network))
-        if full.budget.resize < net.min_size:
+            net = build_network(full.network)
+        if full.network.task == "rows":
+            check_canvas(full.network.max_items, 32, 160)
+            TASKS["rows"].check(full.recipe)
+        elif full.budget.resize < net.min_size:
             raise ValueError(f"resize={full.budget.resize} is too small for this network: it needs images of at "
                              f"least {net.min_size}x{net.min_size} pixels")
         if full.levers.compile and self.profile.name == "smoke":

@@ -26,7 +26,7 @@ from minidense._checks import check_positive_int
 
 __all__ = ["Network", "Budget", "Recipe", "Levers", "Parallel", "RECIPES", "SCHEDULES", "PRECISIONS", "POOLS",
            "TRAIN_IMAGES", "TEST_IMAGES", "recipe", "fields_of", "parse_field", "parse_value", "format_value",
-           "MAX_TRANSLATE", "precision_of_bf16"]
+           "MAX_TRANSLATE", "precision_of_bf16", "TASKS", "BACKBONES"]
 
 SCHEDULES = (None, "step", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16", "fp16")  # minidense.precision says what each needs
@@ -34,6 +34,8 @@ MAX_TRANSLATE = 8  # pixels of the 28x28 image; more moves a garment mostly out 
 
 
 POOLS = ("avg", "max")  # the pool types of minidense.blocks.transition_block (tested equal)
+TASKS = ("garment", "rows")  # minidense.tasks.TASKS (tested equal)
+BACKBONES = ("densenet", "resnet")  # minidense.readers.BACKBONES (tested equal)
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # the two splits of Fashion-MNIST
 
 _NOT_IMPLIED = object()
@@ -188,14 +190,28 @@ def recipe(name_or_recipe=None):
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """The book's DenseNet: the arguments of :func:`minidense.densenet`. The defaults are the book's network."""
+    """What is trained: the book's DenseNet (the arguments of :func:`minidense.densenet`; the defaults are
+    the book's network), or for the rows task a reader of rows (:func:`minidense.readers.row_reader`)
+    whose encoder takes the same block settings."""
 
+    task: str = _option("garment", "what the network learns: garment (one class per image) or rows (a row of "
+                        "garments read left to right, with CTC)", TASKS, implied="garment")
+    backbone: str = _option("densenet", "the encoder of a rows reader: densenet (dense blocks) or resnet "
+                            "(residual blocks of about as many parameters)", BACKBONES, implied="densenet")
+    max_items: int = _option(5, "the most garments in a row of the rows task", parse=_positive, implied=5)
     transition_pool: str = _option("avg", "pooling in the transition blocks: avg (the paper's) or max", POOLS)
     growth_rate: int = _option(32, "channels each convolution block adds to a dense block's output", parse=_positive)
     convs_per_block: tuple = _option((4, 4, 4, 4), "convolution blocks in each dense block, written 4-4-4-4",
                                      parse=_blocks)
 
     def __post_init__(self):
+        for name, allowed in (("task", TASKS), ("backbone", BACKBONES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        check_positive_int("max_items", self.max_items)
+        if self.task == "garment" and (self.backbone, self.max_items) != ("densenet", 5):
+            raise ValueError("backbone and max_items are settings of the rows task (task=rows); the garment "
+                             "task trains the book's DenseNet")
         if self.transition_pool not in POOLS:
             raise ValueError(f"transition_pool must be one of {', '.join(POOLS)}, got {self.transition_pool!r}")
         check_positive_int("growth_rate", self.growth_rate)
