@@ -8,8 +8,7 @@ import re
 import pytest
 import torch
 
-from minidense import allocator, hardware, options
-from minidense.hardware import default_eval_batch_size, resolve_levers
+from minidense import options
 from minidense.options import RECIPES, Levers, Recipe, fields_of, parse_field, recipe
 
 
@@ -122,54 +121,10 @@ def test_eval_batch_size_must_be_a_positive_integer(value, error):
         Levers(eval_batch_size=value)
 
 
-def test_levers_given_are_kept_and_none_is_decided_by_the_probes(monkeypatch):
-    asked = []
-    monkeypatch.setattr(hardware, "bf16_pays", lambda device: asked.append(("bf16", device.type)) or True)
-    monkeypatch.setattr(hardware, "channels_last_pays",
-                        lambda device, precision: asked.append(("channels_last", device.type, precision)) or False)
-    monkeypatch.setattr(allocator, "can_keep_freed_memory", lambda: True)
-    resolved = resolve_levers(Levers(), "cpu", batch_size=128)
-    assert (resolved.bf16, resolved.channels_last, resolved.eval_batch_size, resolved.keep_freed_memory) == \
-        (True, False, 128, True)
-    assert asked == [("bf16", "cpu"), ("channels_last", "cpu", "bf16")]  # channels-last probed in the precision chosen
-    assert (resolved.compile, resolved.inplace_relu, resolved.host_sync) == (False, True, False)  # the defaults
-
-    asked.clear()
-    chosen = Levers(bf16=False, channels_last=True, eval_batch_size=7, keep_freed_memory=False)
-    given = resolve_levers(chosen, "cpu", 128)
-    assert (given.bf16, given.channels_last, given.eval_batch_size, given.keep_freed_memory) == (False, True, 7, False)
-    assert asked == []  # nothing to probe
-    assert resolve_levers(Levers(bf16=False, channels_last=False), "cpu").eval_batch_size is None  # no batch size: kept
-
-
-def test_keep_freed_memory_defaults_on_for_a_cpu_and_only_where_glibc_allows(monkeypatch):
-    fixed = Levers(bf16=False, channels_last=False)
-    monkeypatch.setattr(allocator, "can_keep_freed_memory", lambda: True)
-    assert resolve_levers(fixed, "cpu").keep_freed_memory is True
-    assert resolve_levers(fixed, "cuda").keep_freed_memory is False
-    assert resolve_levers(fixed.replace(keep_freed_memory=True), "cuda").keep_freed_memory is True
-    monkeypatch.setattr(allocator, "can_keep_freed_memory", lambda: False)
-    assert resolve_levers(fixed.replace(keep_freed_memory=True), "cpu").keep_freed_memory is False
-
-
 def test_memory_format_follows_channels_last():
     assert Levers(channels_last=True).memory_format == torch.channels_last
     assert Levers(channels_last=False).memory_format == torch.contiguous_format
     assert Levers().memory_format == torch.contiguous_format  # undecided: the plain format
-
-
-@pytest.mark.parametrize("batch_size, device, expected", [
-    (64, "cpu", 64), (1000, "cpu", 1000), (64, "cuda", 256), (255, "cuda", 1020), (256, "cuda", 1024),
-    (300, "cuda", 1024), (1, "cuda", 4),
-])
-def test_default_eval_batch_size(batch_size, device, expected):
-    assert default_eval_batch_size(batch_size, device) == expected
-
-
-@pytest.mark.parametrize("value, error", [(0, ValueError), (-8, ValueError), (True, TypeError), (1.5, TypeError)])
-def test_default_eval_batch_size_refuses_a_bad_batch(value, error):
-    with pytest.raises(error, match=f"batch_size must be a positive integer, got {value!r}"):
-        default_eval_batch_size(value)
 
 
 def test_fields_are_listed_in_their_order():

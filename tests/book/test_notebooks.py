@@ -2,14 +2,12 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import toc_pages
+from conftest import ROOT, toc_pages
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]["url"]
 OWNER_REPO = re.fullmatch(r"https://github\.com/([^/]+/[^/]+)", REPOSITORY).group(1)
