@@ -1,8 +1,9 @@
 """Probe what the hardware does well, once per machine, instead of assuming it.
 
 bf16 doubles the speed of a CPU with native bf16 instructions (AVX-512 BF16, AMX) and makes an
-AVX2-only CPU several times slower, where it is emulated. So the defaults of
-:func:`minidense.train` come from these probes, not from a guess.
+AVX2-only CPU several times slower, where it is emulated. So the defaults of the speed levers
+(:class:`minidense.Levers`) come from these probes, not from a guess, and are decided in one place,
+:func:`resolve_levers`, for :func:`minidense.train`, the experiment runner and the benchmarks alike.
 
 A probe's answer is kept in ``~/.cache/minidense/probes.json``, keyed by what could change it (the
 device's name, the instruction set PyTorch and oneDNN use, the torch version, the number of threads),

@@ -1,6 +1,12 @@
 """The training loop: d2l's recipe by default, any :class:`minidense.options.Recipe` as an option.
 
-One :func:`training_step` is what :func:`train`, the benchmarks and the chapters all run.
+One :func:`training_step` is what :func:`train`, the benchmarks and the chapters all run; it, the
+evaluation functions (:func:`evaluate_accuracy`, :func:`predict`, :func:`recompute_bn_statistics`)
+and :func:`train` take the speed levers as one :class:`minidense.Levers` (``levers=``).
+:func:`train` reads like d2l's ``train_ch6``: its arguments resolved once into a frozen
+:class:`RunSettings`, the optimiser, schedule and averaged weights built together
+(:class:`Optimisation`), then per epoch one pass over the batches and an evaluation, and the
+:class:`minidense.checkpoints.Checkpoint` that saves the run and restores it on resume.
 """
 
 import contextlib
