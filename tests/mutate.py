@@ -76,8 +76,8 @@ class Mutant:
 
 NAMED = [
     # experiments.py
-    Mutant("experiments.py", "return densenet(**vars(network))",
-           "return densenet(transition_pool=network.transition_pool)",
+    Mutant("experiments.py", "    return densenet(**blocks)\n",
+           "    return densenet(transition_pool=network.transition_pool)\n",
            "FashionMNISTRun.build ignores every model setting but the pooling", ("tests/test_experiments.py",)),
     # the levers
     Mutant("training.py", "X, y, levers=settings.levers,\n", "X, y, levers=settings.levers.replace(bf16=False),\n",
