@@ -25,7 +25,7 @@ from minidense.files import atomic_write, check_writable
 from minidense.options import Budget, Levers, Network, Parallel, Recipe, fields_of, parse_field
 from minidense.profiles import PROFILES, profile
 from minidense.rows import load_rows
-from minidense.settings import NAMES, Settings
+from minidense.settings import NAMES, OLD_NAMES, Settings
 from minidense.training import train
 
 # Older spellings of train's flags, kept as aliases.
@@ -116,7 +116,7 @@ def _run_train(args, parser):
         parser.error("--resume needs --checkpoint FILE")
     p = profile(args.profile)
     try:
-        settings = Settings.of_profile(p).replace(**_options_from(args, (*NAMES, "bf16")))
+        settings = Settings.of_profile(p).replace(**_options_from(args, (*NAMES, *OLD_NAMES)))
         parallel = Parallel(**_options_from(args, fields_of(Parallel)))
     except (ValueError, TypeError) as error:
         parser.error(str(error))

@@ -261,6 +261,13 @@ class Budget:
         return (self.num_train or TRAIN_IMAGES, self.num_test or TEST_IMAGES)
 
 
+def _precision_key(precision):
+    """The key entries of a precision: fp32 and bf16 as the ``bf16`` switch (False, True) that runs recorded
+    before fp16 joined hold, so that their keys stay what they were; fp16, which they could not have,
+    as ``bf16`` False and ``precision`` fp16."""
+    return {"bf16": precision == "bf16", **({"precision": precision} if precision == "fp16" else {})}
+
+
 @dataclasses.dataclass(frozen=True)
 class Levers:
     """How fast training runs, never what it computes. ``None`` means: decided for the device by
@@ -271,7 +278,7 @@ class Levers:
                                           "what the device computes natively: on CUDA bf16 from compute "
                                           "capability 8.0, fp16 from 7.0, else fp32; on a CPU bf16 where it "
                                           "has native bf16 and it measures faster, else fp32)", PRECISIONS,
-                                    key=lambda precision: _precision_key(precision))
+                                    key=_precision_key)
     channels_last: bool | None = _option(None, "channels-last memory format (default: probed on this "
                                                "machine in the precision chosen)")
     compile: bool = _option(False, "torch.compile the network (refused under the smoke profile: it "
@@ -334,13 +341,6 @@ def _accepting_bf16(init):
 
 
 Levers.__init__ = _accepting_bf16(Levers.__init__)
-
-
-def _precision_key(precision):
-    """The key entries of a precision: fp32 and bf16 as the ``bf16`` switch (False, True) that runs recorded
-    before fp16 joined hold, so that their keys stay what they were; fp16, which they could not have,
-    as ``bf16`` False and ``precision`` fp16."""
-    return {"bf16": precision == "bf16", **({"precision": precision} if precision == "fp16" else {})}
 
 
 @dataclasses.dataclass(frozen=True)
