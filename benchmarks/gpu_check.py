@@ -11,14 +11,14 @@ stops starting parts once its 470 s are spent), and the record says what each on
 part           budget  what it runs
 =============  ======  =====================================================================================
 ``epochs``        105  one epoch of ``full`` (60,000 images, batch 256, d2l's recipe) in fp32, bf16 and fp16,
-                       35 s each: images/s and test accuracy (an epoch that would take longer stops at its
-                       budget and is evaluated there; the record says how much of the epoch ran)
+                       35 s each: images/s and test accuracy (an epoch that would take longer stops in time
+                       to be evaluated within its budget; the record says how much of the epoch ran)
 ``resume``         35  ``train`` with a checkpoint on CUDA in fp16, stopped after one epoch and resumed:
                        the gradient scaler's state travels in the checkpoint
 ``torchrun``       30  ``torchrun --nproc_per_node=1 -m minidense train`` with the nccl backend
 ``memory``         15  bytes one training step of batch 256 at 96x96 allocates, in each precision,
                        against the 15 GiB of Colab's T4
-``chapters``      100  every chapter under the ``smoke`` profile with nbmake, on CUDA, four at a time
+``chapters``      100  every chapter under the ``smoke`` profile with nbmake, on CUDA, up to six at a time
 ``speed``          80  ``benchmarks/train_speed.py`` on CUDA: minidense against the d2l pipeline
 ``compile``       100  ``train`` on the ``cpu`` budget (two epochs) with ``--compile`` and without
 =============  ======  =====================================================================================
@@ -49,8 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BUDGET = 470  # seconds for the whole check: 8 minutes less what starting and writing take
 PARTS = {"epochs": 105, "resume": 35, "torchrun": 30, "memory": 15, "chapters": 100, "speed": 80, "compile": 100}
 T4_MEMORY = 15 * 2**30  # bytes of GPU memory a Colab T4 offers (nvidia-smi: 15360 MiB)
-STARTUP = 25  # seconds a training process takes before its first step: imports, CUDA, data to the GPU
-CHAPTERS_AT_ONCE = 4
+EVALUATION = 10  # seconds an epoch's process keeps for evaluating the 10,000 test images and exiting
+CHAPTERS_AT_ONCE = max(1, min(6, (os.cpu_count() or 2) // 2))  # one GPU, but a kernel and a Python each
 # A rehearsal trains on 256 images at 32x32 (on a 2-core CPU, fp16 is emulated and slow) with budgets this
 # many times as long; it checks this script, not a GPU.
 REHEARSAL = {"sizes": ["--resize", "32", "--num-train", "256", "--num-test", "128"], "slower": 4}
@@ -118,8 +118,8 @@ class Check:
     def python(self, *args):
         return [sys.executable, *args]
 
-    def worker(self, name, budget, *args):
-        command = self.python(__file__, "--worker", name, "--data", self.root, "--budget", budget, *args)
+    def worker(self, name, *args):
+        command = self.python(__file__, "--worker", name, "--data", self.root, *args)
         return command + (["--rehearse"] if self.rehearse else [])
 
     def train(self, *args, profile="smoke"):
@@ -134,8 +134,8 @@ def part_epochs(check, budget, tmp):
     results = {}
     for name in PRECISIONS:
         share = budget / len(PRECISIONS)
-        done = run_command(check.worker("epoch", max(share - STARTUP, 5), "--precision", name), share + 20,
-                           check.env)
+        until = time.time() + share - EVALUATION  # the process trains until then, whenever its first step came
+        done = run_command(check.worker("epoch", "--precision", name, "--until", until), share, check.env)
         results[name] = {"status": _status(done), "seconds": done["seconds"], **(_last_json(done) or
                                                                                  {"output": done["output"]})}
     return results
@@ -183,7 +183,7 @@ def part_torchrun(check, budget, tmp):
 
 
 def part_memory(check, budget, tmp):
-    done = run_command(check.worker("memory", budget), budget + STARTUP, check.env)
+    done = run_command(check.worker("memory"), budget, check.env)
     return {"status": _status(done), "seconds": done["seconds"], **(_last_json(done) or {"output": done["output"]})}
 
 
@@ -252,12 +252,12 @@ PART_FUNCTIONS = {"epochs": part_epochs, "resume": part_resume, "torchrun": part
 # ---- workers: run as ``gpu_check.py --worker NAME`` in a process of their own ---------------------------------
 
 class Budgeted:
-    """The batches of ``batches`` until ``seconds`` have passed since the iteration began: an epoch that
+    """The batches of ``batches`` until the time ``until`` (of ``time.time()``), at least one: an epoch that
     stops at a time budget. Its length and the attributes :func:`minidense.train` reads are the wrapped
     batches'; ``yielded`` counts the images it gave."""
 
-    def __init__(self, batches, seconds):
-        self.batches, self.seconds, self.yielded = batches, seconds, 0
+    def __init__(self, batches, until):
+        self.batches, self.until, self.yielded = batches, until, 0
 
     def __len__(self):
         return len(self.batches)
@@ -266,11 +266,10 @@ class Budgeted:
         return getattr(self.batches, name)
 
     def __iter__(self):
-        start = time.perf_counter()
         for X, y in self.batches:
             yield X, y
             self.yielded += len(y)
-            if time.perf_counter() - start > self.seconds:
+            if time.time() > self.until:
                 return
 
 
@@ -283,7 +282,7 @@ def worker_epoch(args):
     resize = 32 if args.rehearse else p.resize
     train_iter, test_iter = minidense.load_fashion_mnist(p.batch_size, resize, args.data, device, p.num_train,
                                                          p.num_test)
-    budgeted = Budgeted(train_iter, args.budget)
+    budgeted = Budgeted(train_iter, args.until)
     torch.manual_seed(0)
     history = minidense.train(minidense.densenet(), budgeted, test_iter, 1, device=device, recipe="d2l",
                               levers=Levers(precision=args.precision), profile=p.name, progress=False,
@@ -403,7 +402,7 @@ def parse_args(argv=None):
     parser.add_argument("--rehearse", action="store_true", help="run the parts on the CPU at the smoke sizes: a test "
                         "of this script, not a record (needs --out)")
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
-    parser.add_argument("--budget", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--until", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = [p for p in args.parts if p not in PARTS]

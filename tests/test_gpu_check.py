@@ -75,16 +75,16 @@ def test_a_budgeted_epoch_stops_once_its_seconds_have_passed(gpu_check):
         batch_size = 2
 
     batches = Batches([(torch.zeros(2), torch.zeros(2))] * 5)
-    budgeted = gpu_check.Budgeted(batches, seconds=0)
+    budgeted = gpu_check.Budgeted(batches, until=0)
     assert len(budgeted) == 5 and budgeted.batch_size == 2  # what train() reads: the wrapped batches'
     assert len(list(budgeted)) == 1 and budgeted.yielded == 2
-    assert len(list(gpu_check.Budgeted(batches, seconds=60))) == 5
+    assert len(list(gpu_check.Budgeted(batches, until=time.time() + 60))) == 5
 
 
 @pytest.mark.slow
 def test_a_rehearsal_on_the_cpu_runs_every_training_part(data_root, tmp_path):
     out = tmp_path / "record.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--rehearse", "--parts", "epochs,resume,memory",
+    done = subprocess.run([sys.executable, str(SCRIPT), "--rehearse", "--parts", "epochs,resume,torchrun,memory",
                            "--data", str(data_root), "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     parts = json.loads(out.read_text())["parts"]
@@ -93,3 +93,4 @@ def test_a_rehearsal_on_the_cpu_runs_every_training_part(data_root, tmp_path):
         assert 0 < parts["epochs"][name]["fraction_of_epoch"] <= 1
     assert parts["resume"]["epochs_resumed"] == 2 and parts["resume"]["checkpoint_scaler"]["scale"] > 0
     assert parts["memory"]["bytes"]["fp16"] < parts["memory"]["bytes"]["fp32"]
+    assert parts["torchrun"]["status"] == "ok" and parts["torchrun"]["world_size"] == 1
