@@ -102,3 +102,16 @@ def test_without_a_gpu_the_device_line_says_how_to_get_one_in_colab(no_cuda, mon
     first, second = hardware.device_report().splitlines()
     assert first.startswith("device: cpu (") and first.endswith("), training in fp32")
     assert "Runtime > Change runtime type > T4 GPU" in second
+
+
+@pytest.mark.parametrize("device, why", [("gpu", "PyTorch calls an NVIDIA GPU 'cuda'"),
+                                         ("cuda", "CUDA is not available here")])
+def test_train_refuses_a_device_this_machine_lacks_before_any_step(no_cuda, device, why):
+    import minidense
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    before = [p.detach().clone() for p in net.parameters()]
+    batches = [(torch.zeros(2, 1, 2, 2), torch.zeros(2, dtype=torch.long))]
+    with pytest.raises(ValueError, match=why):
+        minidense.train(net, batches, batches, 1, 0.1, device=device, progress=False, verbose=False)
+    assert all(torch.equal(b, p) for b, p in zip(before, net.parameters()))
