@@ -69,6 +69,17 @@ def test_bad_options_are_clear_errors(tiny_data, kwargs, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"levers": "fast"}, "levers must be a minidense.Levers, got str"),
+    ({"parallel": {"sync_bn": True}}, "parallel must be a minidense.Parallel, got dict"),
+    ({"num_epochs": 1.5}, "num_epochs must be a positive integer, got 1.5"),
+])
+def test_arguments_of_the_wrong_type_are_type_errors(tiny_data, kwargs, message):
+    args = {"num_epochs": 1, "lr": 0.1, "verbose": False, **kwargs}
+    with pytest.raises(TypeError, match=message):
+        minidense.train(tiny_densenet(), *tiny_data, device="cpu", **args)
+
+
 def test_precise_bn_makes_running_statistics_the_plain_average():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
