@@ -1,8 +1,9 @@
 """Mutation check: do the tests fail when the library is wrong?
 
 Each mutant is one small change to one module of ``src/minidense/``, made in a private copy of
-``src/`` and ``tests/`` (the working tree is never touched). For each mutant the module's fast
-tests run (``-x``, a timeout); the mutant is *killed* when they fail, and *survives* when they pass.
+``src/``, ``tests/``, ``benchmarks/`` and ``book/results/`` (the working tree is never touched). For
+each mutant the module's fast tests run (``-x``, a timeout); the mutant is *killed* when they fail,
+and *survives* when they pass.
 A survivor is either a missing test or an equivalent change (one that computes the same thing);
 either way it deserves a look.
 
@@ -360,6 +361,8 @@ def main(argv=None):
             copy = Path(tmp) / f"repo{j}"
             shutil.copytree(ROOT / "src", copy / "src", ignore=ignore)
             shutil.copytree(ROOT / "tests", copy / "tests", ignore=ignore)
+            shutil.copytree(ROOT / "benchmarks", copy / "benchmarks", ignore=ignore)  # the d2l reference network
+            shutil.copytree(ROOT / "book" / "results", copy / "book" / "results")  # the recorded runs' keys
             shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
             copies.append(copy)
         logs = Path(args.logs) if args.logs else Path(tmp) / "logs"
