@@ -59,7 +59,7 @@ from minidense.files import write_json
 from minidense.hardware import device_name, resolve_levers
 from minidense.history import provenance
 from minidense.options import Levers
-from minidense.precision import DTYPES, autocast
+from minidense.precision import DTYPES, autocast, grad_scaler
 from minidense.training import (
     RunningMetrics,
     evaluate_accuracy,
@@ -180,7 +180,7 @@ def d2l_step(net, optimizer, X, y):
 
 def minidense_step(stack, levers, X, y, lr, seed, device):
     """One call of the library's own :func:`minidense.training.training_step`, as :func:`minidense.train`
-    makes it, with ``levers`` (resolved) in effect until ``stack`` closes."""
+    makes it (under fp16 through a gradient scaler), with ``levers`` (resolved) in effect until ``stack`` closes."""
     torch.manual_seed(seed)
     net = minidense.densenet()
     model = prepared(net, levers, device)
@@ -188,7 +188,8 @@ def minidense_step(stack, levers, X, y, lr, seed, device):
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     metrics = RunningMetrics(device)
     X = X.contiguous(memory_format=levers.memory_format)
-    return lambda: training_step(model, optimizer, X, y, levers=levers, metrics=metrics)
+    scaler = grad_scaler(device, levers.precision)
+    return lambda: training_step(model, optimizer, X, y, levers=levers, metrics=metrics, scaler=scaler)
 
 
 def timed_rounds(steps, rounds, device):
