@@ -143,7 +143,8 @@ def part_epochs(check, budget, tmp):
 
 def part_resume(check, budget, tmp):
     """d2l's recipe on the smoke budget in fp16 for two epochs: straight through, and stopped after one
-    epoch and resumed from the checkpoint. Both histories and the checkpoint's scaler state are compared."""
+    epoch and resumed from the checkpoint. Recorded: both runs' last loss and accuracy (cuDNN's kernels need
+    not add in the same order twice, so they may differ a little) and the scaler's state in the checkpoint."""
     common = ["--recipe", "d2l", "--precision", "fp16"]
     checkpoint = tmp / "resume.pt"
     steps = {"uninterrupted": check.train(*common, "--epochs", 2, "--out", tmp / "straight.json"),
