@@ -59,6 +59,8 @@ TESTS = {
     "runs.py": ["tests/test_runs.py"],
     "files.py": ["tests/test_files.py"],
     "checkpoints.py": ["tests/test_checkpoints.py"],
+    "precision.py": ["tests/test_precision.py"],
+    "devices.py": ["tests/test_devices.py"],
 }
 RESUME = ["tests/test_checkpoints.py"]  # the resume tests (one is marked slow)
 

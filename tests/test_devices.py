@@ -63,6 +63,15 @@ def test_on_a_machine_with_one_gpu_cuda_3_is_refused_and_cuda_0_accepted(one_gpu
         resolve_device("cuda:3")
     with pytest.raises(ValueError, match="'cuda'"):
         resolve_device("gpu")
+    with pytest.raises(ValueError, match="there is no GPU 1: this machine has 1 GPU, numbered from 0"):
+        resolve_device("cuda:1")  # the first index past the last GPU
+
+
+def test_a_machine_with_two_gpus_says_so_in_the_plural(one_gpu, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match="there is no GPU 2: this machine has 2 GPUs, numbered from 0"):
+        resolve_device("cuda:2")
 
 
 @pytest.mark.parametrize("argv", [["train", "--device", "tpu"], ["train", "--device", "gpu"],
