@@ -16,7 +16,7 @@ from minidense._checks import check_positive_int
 from minidense.hardware import default_device
 
 __all__ = ["load_fashion_mnist", "FashionMNISTBatches", "read_fashion_mnist", "data_root", "CLASS_NAMES",
-           "balanced_subset", "resize_batch", "shift_and_flip"]
+           "balanced_subset", "read_subset", "resize_batch", "shift_and_flip"]
 
 CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat",
                "sandal", "shirt", "sneaker", "bag", "ankle boot")
@@ -83,6 +83,16 @@ def read_fashion_mnist(split, root=None):
     images = _read_idx(raw / images_file, _IMAGES_MAGIC, count, (_SIDE, _SIDE))
     labels = _read_idx(raw / labels_file, _LABELS_MAGIC, count, ()).long()
     return images, labels
+
+
+def read_subset(split, num_examples=None, root=None):
+    """The fixed, class-balanced subset of ``num_examples`` images of a split (``None``: all of them), as
+    uint8 ``(N, 28, 28)`` images and int64 ``(N,)`` labels (see :func:`balanced_subset`)."""
+    images, labels = read_fashion_mnist(split, root)
+    if num_examples is None:
+        return images, labels
+    idx = balanced_subset(labels, num_examples)
+    return images[idx], labels[idx]
 
 
 def balanced_subset(labels, num_examples, num_classes=10):
@@ -282,14 +292,8 @@ def load_fashion_mnist(batch_size, resize=96, root=None, device=None, num_train=
     """
     if device is None:
         device = default_device()
-    splits = []
-    for split, count in (("train", num_train), ("test", num_test)):
-        images, labels = read_fashion_mnist(split, root)
-        if count is not None:
-            idx = balanced_subset(labels, count)
-            images, labels = images[idx], labels[idx]
-        splits.append((images, labels))
-    (train_images, train_labels), (test_images, test_labels) = splits
+    train_images, train_labels = read_subset("train", num_train, root)
+    test_images, test_labels = read_subset("test", num_test, root)
     train_iter = FashionMNISTBatches(train_images, train_labels, batch_size, resize, shuffle=True,
                                      seed=seed, device=device)
     test_iter = FashionMNISTBatches(test_images, test_labels, batch_size, resize, device=device)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from minidense._checks import check_positive_int
-from minidense.data import balanced_subset, read_fashion_mnist
+from minidense.data import read_subset
 
 __all__ = ["GarmentRows", "load_rows", "draw_rows", "compose_rows", "boxes", "check_canvas", "ITEM_SIZE",
            "PAD_LABEL"]
@@ -176,10 +176,7 @@ def load_rows(batch_size, num_train=None, num_test=None, max_items=5, height=32,
         device = "cuda" if torch.cuda.is_available() else "cpu"
     splits = []
     for split, count in (("train", num_train), ("test", num_test)):
-        images, labels = read_fashion_mnist(split, root)
-        if count is not None:
-            idx = balanced_subset(labels, count)
-            images, labels = images[idx], labels[idx]
+        images, labels = read_subset(split, count, root)
         splits.append(GarmentRows(images, labels, batch_size, len(labels), max_items, height, width, seed,
                                   fresh=split == "train", device=device))
     return tuple(splits)
