@@ -52,8 +52,8 @@ class _Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def site(book_html):
-    """Every HTML page of the built site (not the theme's assets), parsed, by path."""
-    files = [f for f in book_html.rglob("*.html") if f.relative_to(book_html).parts[0] not in ("_static",)]
+    """Every HTML page of the built site, both editions (not the theme's assets), parsed, by path."""
+    files = [f for f in book_html.rglob("*.html") if "_static" not in f.relative_to(book_html).parts]
     return {f: _Page(f.read_text(encoding="utf-8")) for f in files}
 
 
