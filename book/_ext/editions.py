@@ -20,6 +20,7 @@ from sphinx.util.i18n import docname_to_domain
 # language -> (what the switch to it says, its folder under the site's root, its HTML language tag)
 EDITIONS = {"en": ("English", "", "en"), "zh_CN": ("中文", "zh/", "zh-CN")}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def edition(language):
@@ -43,6 +44,7 @@ def add_language_switch(app, pagename, templatename, context, doctree):
 
 def use_switch_template(app, config):
     config.templates_path = [*config.templates_path, str(TEMPLATES)]
+    config.html_static_path = [*config.html_static_path, str(STATIC)]
     options = config.html_theme_options
     end = options.get("article_header_end", ["article-header-buttons.html"])
     if isinstance(end, str):
@@ -90,6 +92,7 @@ def translate_title(app):
 def setup(app):
     app.connect("config-inited", use_switch_template)
     app.connect("html-page-context", add_language_switch)
+    app.add_css_file("language-switch.css")
     app.add_transform(KeepDisplayedMaths)
     app.add_transform(TranslateTocCaptions)
     app.connect("builder-inited", translate_title)
