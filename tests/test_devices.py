@@ -28,7 +28,16 @@ def test_the_cpu_is_always_there(name, expected):
 
 
 def test_none_means_cuda_when_available_else_the_cpu(no_cuda):
-    assert resolve_device(None) == torch.device("cpu")
+    assert resolve_device(None) == resolve_device() == torch.device("cpu")
+
+
+def test_the_apple_gpu_is_accepted_only_where_there_is_one(no_cuda, monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device 'mps': the Apple GPU \(mps\) is not available here"):
+        resolve_device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps") == torch.device("mps")
+    assert available_devices()[-1] == "mps (Apple GPU)"
 
 
 def test_a_machine_without_cuda_lists_only_its_cpu(no_cuda):

@@ -29,8 +29,7 @@ def available_devices():
 
 
 def _mps_available():
-    mps = getattr(torch.backends, "mps", None)
-    return mps is not None and mps.is_available()
+    return torch.backends.mps.is_available()
 
 
 def _refuse(device, why):

@@ -77,7 +77,7 @@ def backward_and_step(loss, optimizer, scaler=None):
         Whether the step was skipped: always ``False`` without a scaler. With one, the scale is read
         back to the host (the scaler itself reads whether the gradients overflowed on every step).
     """
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)  # pragma: no mutate (zeros instead of None: the same step)
     if scaler is None:
         loss.backward()
         optimizer.step()
