@@ -179,12 +179,9 @@ def test_a_changed_english_paragraph_fails_the_check(tmp_path):
     changed = old.replace(" ", " quite ", 1)
     intro.write_text(intro.read_text().replace(old, changed, 1))
 
-    def check():
-        run = subprocess.run([*zh_tool, "check", "book/intro"], cwd=scratch, capture_output=True, text=True)
-        return run.returncode, [line.strip() for line in run.stdout.splitlines()[1:]]
-
-    code, found = check()
-    assert code == 1
+    check = subprocess.run([*zh_tool, "check", "book/intro"], cwd=scratch, capture_output=True, text=True)
+    found = [line.strip() for line in check.stdout.splitlines()[1:]]
+    assert check.returncode == 1
     assert f"not in the catalog (run update): {catalogs._short(changed)}" in found
     assert f"stale (no longer in the English source): {catalogs._short(old)}" in found
 
