@@ -147,6 +147,11 @@ NAMED = [
            "resume loses the momentum buffers", RESUME, slow=True),
 ]
 
+# Automatic mutants known to be equivalent (they compute the same thing; checked by hand):
+# * stats.py, `n > 1` -> `n >= 1` in the std and the half-width: with one seed pandas' std (ddof=1) is
+#   NaN and so is the t quantile of 0 degrees of freedom, as the `else` branch gives;
+# * stats.py, `itertuples(index=False)` -> `True`: format_summary reads each row's fields by name.
+
 # Automatic mutants: operator -> replacements; keywords; numbers.
 OPERATORS = {"<": ["<="], "<=": ["<"], ">": [">="], ">=": [">"], "==": ["!="], "!=": ["=="],
              "+": ["-"], "-": ["+"], "*": ["/"], "/": ["*"], "//": ["/"], "%": ["//"], "&": ["|"], "|": ["&"],

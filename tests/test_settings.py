@@ -38,6 +38,12 @@ def test_a_profile_is_a_named_budget():
     assert profile("full").images == (60_000, 10_000) and smoke.images == (512, 256)
 
 
+def test_a_profiles_settings_start_from_the_books_network_its_recipe_and_undecided_levers():
+    smoke = Settings.of_profile(profile("smoke"))
+    assert (smoke.network, smoke.recipe, smoke.levers) == (Network(), settings.RECIPES["short"], Levers())
+    assert smoke.levers.precision is None  # decided for the machine where the run trains
+
+
 def test_train_has_a_flag_for_every_setting_with_its_name():
     train = command_parser()._subparsers._group_actions[0].choices["train"]
     flags = {option for action in train._actions for option in action.option_strings}

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from minidense.stats import summarize
+from minidense.stats import format_summary, summarize
 
 
 def test_summary_maths_on_a_table_worked_by_hand():
@@ -44,3 +44,25 @@ def test_summary_errors_in_the_users_terms():
         summarize(table, metric="test_loss")
     with pytest.raises(ValueError, match="baseline 'c' is not a variant"):
         summarize(table, baseline="c")
+
+
+def test_two_seeds_give_an_interval_of_t_with_one_degree_of_freedom():
+    table = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "test_acc": [0.5, 0.7, 0.6, 0.9]})
+    summary = summarize(table).set_index("variant")
+    # b - a: 0.1 and 0.2, mean 0.15, std sqrt(0.005) = 0.070711, standard error 0.05;
+    # t(0.975, 1 degree of freedom) = 12.706205 -> half-width 0.635310
+    diff = summary.loc["b - a"]
+    assert diff["std"] == pytest.approx(0.070711, abs=1e-6)
+    assert (diff["ci_low"], diff["ci_high"]) == (pytest.approx(0.15 - 0.635310, abs=1e-6),
+                                                 pytest.approx(0.15 + 0.635310, abs=1e-6))
+    # a alone: 0.5 and 0.7, mean 0.6, std 0.141421, interval 0.6 ± 12.706205 * 0.1
+    assert summary.loc["a", "ci_high"] == pytest.approx(0.6 + 1.2706205, abs=1e-6)
+
+
+def test_the_summary_as_text():
+    table = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "test_acc": [0.5, 0.7, 0.6, 0.9]})
+    assert format_summary(summarize(table)).splitlines() == [
+        "a: test_acc 0.6000 ± 0.1414 (mean ± std, 2 seeds)",
+        "b: test_acc 0.7500 ± 0.2121 (mean ± std, 2 seeds)",
+        "b - a: +0.1500, 95% CI [-0.4853, +0.7853] (paired over 2 seeds)",
+    ]
