@@ -14,7 +14,8 @@ OWNER_REPO = re.fullmatch(r"https://github\.com/([^/]+/[^/]+)", REPOSITORY).grou
 INSTALL_CELL = f'''try:
     import minidense
 except ImportError:  # on Colab: install the book's library, keep Colab's torch
-    %pip install -q "minidense @ git+{REPOSITORY}@{CONFIG["repository"]["branch"]}"'''
+    %pip install -q "minidense @ git+{REPOSITORY}@{CONFIG["repository"]["branch"]}"
+    import minidense'''
 
 
 NOTEBOOKS = sorted(ROOT.glob("book/**/*.ipynb"))
