@@ -281,6 +281,12 @@ def test_image_grid_titles_show_true_and_predicted_class_and_mark_mistakes():
         plot.image_grid(images, labels=[0, 1])
 
 
+def test_image_grid_gives_wide_images_short_panels():
+    plot.image_grid(torch.zeros(2, 32, 160), num_cols=1, scale=2.0)  # rows of garments, 5 times as wide as high
+    width, height = plt.gcf().get_size_inches()
+    assert (width, height) == pytest.approx((2.0, 2 * 2.0 * 32 / 160))
+
+
 def _history(test_accs):
     history = History(provenance={"device": "cpu"})
     for epoch, acc in enumerate(test_accs, 1):

@@ -307,7 +307,7 @@ def image_grid(images, labels=None, predictions=None, num_cols=8, class_names=No
         predictions: predicted classes, ``N`` ints, or ``None``; titles then read "true / predicted".
         num_cols: images per row.
         class_names: names of the classes; default ``minidense.CLASS_NAMES``.
-        scale: inches per image.
+        scale: inches per image (its width; the height follows the images' aspect).
         titles: ``N`` strings that replace the class names as titles.
 
     Returns:
@@ -329,8 +329,9 @@ def image_grid(images, labels=None, predictions=None, num_cols=8, class_names=No
     num_cols = min(num_cols, len(images))
     num_rows = -(-len(images) // num_cols)
     titled = labels is not None or predictions is not None or titles is not None
+    aspect = images.shape[1] / images.shape[2]  # a wide image (a row of garments) gets a short panel
     fig, axes = plt.subplots(num_rows, num_cols, squeeze=False,
-                             figsize=(num_cols * scale, num_rows * scale * (1.35 if titled else 1)))
+                             figsize=(num_cols * scale, num_rows * scale * (aspect + (0.35 if titled else 0))))
     vmax = 255 if not images.is_floating_point() else 1
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
