@@ -177,4 +177,5 @@ print("minidense from", namespace["minidense"].__file__)
                          timeout=120)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert f"minidense from {site_packages(python.parent.parent)}" in ran.stdout
-    assert "profile 'smoke'" in ran.stdout
+    # the chapter's first output: its budget and device, or that it trains no network
+    assert "Training budget" in ran.stdout or "This chapter trains no network" in ran.stdout
