@@ -102,14 +102,14 @@ class FashionMNISTRun:
         """``(train_iter, test_iter)`` of a run; the training order depends only on ``seed``."""
         from minidense.data import FashionMNISTBatches, load_fashion_mnist
 
-        budget = self.resolve(settings).budget
+        full = self.resolve(settings)
+        budget, network = full.budget, full.network
         split = (budget.num_train, budget.num_test)
         if split not in self._loaded:  # read and subset the files once, keep the uint8 tensors
             train_iter, test_iter = load_fashion_mnist(1, resize=28, root=self.root, device=self.device,
                                                        num_train=budget.num_train, num_test=budget.num_test)
             self._loaded[split] = (train_iter.images, train_iter.labels, test_iter.images, test_iter.labels)
         train_images, train_labels, test_images, test_labels = self._loaded[split]
-        network = self.resolve(settings).network
         if network.task == "rows":  # as many rows as the budget has images, from its images
             from minidense.rows import GarmentRows
 
@@ -124,14 +124,14 @@ class FashionMNISTRun:
 
     def check(self, settings):
         """Raise ``ValueError`` now if ``settings`` cannot make a run (before any training)."""
-        from minidense.rows import check_canvas
+        from minidense.rows import HEIGHT, WIDTH, check_canvas
         from minidense.tasks import TASKS
 
         full = self.resolve(settings)
         with torch.device("meta"):
             net = build_network(full.network)
         if full.network.task == "rows":
-            check_canvas(full.network.max_items, 32, 160)
+            check_canvas(full.network.max_items, HEIGHT, WIDTH)
             TASKS["rows"].check(full.recipe)
         elif full.budget.resize < net.min_size:
             raise ValueError(f"resize={full.budget.resize} is too small for this network: it needs images of at "

@@ -15,9 +15,10 @@ from minidense._checks import check_positive_int
 from minidense.data import read_subset
 
 __all__ = ["GarmentRows", "load_rows", "draw_rows", "compose_rows", "boxes", "check_canvas", "ITEM_SIZE",
-           "PAD_LABEL"]
+           "PAD_LABEL", "HEIGHT", "WIDTH"]
 
 ITEM_SIZE = 28  # the side of a Fashion-MNIST image
+HEIGHT, WIDTH = 32, 160  # the canvas of a row, unless a caller says otherwise
 PAD_LABEL = -1  # fills a label row after its last garment
 
 
@@ -110,7 +111,7 @@ class GarmentRows:
 
     task = "rows"  # see minidense.tasks: trained with CTC, a row right when read whole
 
-    def __init__(self, images, labels, batch_size, num_rows, max_items=5, height=32, width=160, seed=0,
+    def __init__(self, images, labels, batch_size, num_rows, max_items=5, height=HEIGHT, width=WIDTH, seed=0,
                  fresh=True, device=None):
         check_positive_int("batch_size", batch_size)
         check_positive_int("num_rows", num_rows)
@@ -159,7 +160,7 @@ class GarmentRows:
             yield X.contiguous(memory_format=self.memory_format), y
 
 
-def load_rows(batch_size, num_train=None, num_test=None, max_items=5, height=32, width=160, root=None,
+def load_rows(batch_size, num_train=None, num_test=None, max_items=5, height=HEIGHT, width=WIDTH, root=None,
               device=None, seed=0):
     """Rows of garments as ``(train_iter, test_iter)``, :func:`minidense.load_fashion_mnist`'s twin.
 
